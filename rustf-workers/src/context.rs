@@ -1,0 +1,228 @@
+//! What a worker sees of its run.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::run::Run;
+use crate::{AppConfig, Result};
+
+/// The context a worker's handler receives: identity, payload, settings, logging,
+/// per-run state, messages to the caller, and the stop signal.
+///
+/// Cloning is cheap; every clone belongs to the same run.
+///
+/// # Examples
+///
+/// ```
+/// use rustf_workers::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// # let workers = rustf_workers::WorkerRegistry::new();
+/// workers.register("send-email", |ctx: WorkerContext| async move {
+///     let to = ctx
+///         .payload()
+///         .and_then(|p| p["to"].as_str())
+///         .ok_or_else(|| Error::validation("'to' address required"))?;
+///     ctx.info(&format!("sending to {to}"));
+///     ctx.emit(json!({ "status": "sent", "to": to }))?;
+///     Ok(())
+/// }).await?;
+/// # let err = workers.run("send-email", None).await.unwrap_err();
+/// # assert!(err.is_validation());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct WorkerContext {
+    run: Arc<Run>,
+}
+
+impl WorkerContext {
+    pub(crate) fn new(run: Arc<Run>) -> Self {
+        Self { run }
+    }
+
+    /// The worker's registered name.
+    pub fn worker_name(&self) -> &str {
+        self.run.worker_name()
+    }
+
+    /// This run's id, as returned by [`WorkerHandle::id`](crate::WorkerHandle::id).
+    pub fn run_id(&self) -> &str {
+        self.run.id()
+    }
+
+    /// The application settings in force when this run started.
+    pub fn config(&self) -> &Arc<AppConfig> {
+        &self.run.config
+    }
+
+    /// The payload the caller passed, if any.
+    pub fn payload(&self) -> Option<&Value> {
+        self.run.payload.as_ref()
+    }
+
+    /// Whether the application runs in development: `RUSTF_ENV` (else `NODE_ENV`) is
+    /// `development` or `dev`, or neither variable is set.
+    pub fn is_development(&self) -> bool {
+        matches!(environment().as_deref(), None | Some("development" | "dev"))
+    }
+
+    /// Whether the application runs in production: `RUSTF_ENV` (else `NODE_ENV`) is
+    /// `production` or `prod`.
+    pub fn is_production(&self) -> bool {
+        matches!(environment().as_deref(), Some("production" | "prod"))
+    }
+
+    /// Writes a log line through the `log` crate, tagged with the worker name and run id:
+    /// `[Worker:send-email run:550e8400-...] message`. The target is
+    /// `rustf_workers::worker`.
+    pub fn log(&self, level: log::Level, message: &str) {
+        log::log!(
+            target: "rustf_workers::worker",
+            level,
+            "[Worker:{} run:{}] {message}",
+            self.worker_name(),
+            self.run_id(),
+        );
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, message: &str) {
+        self.log(log::Level::Info, message);
+    }
+
+    /// Logs at warn level.
+    pub fn warn(&self, message: &str) {
+        self.log(log::Level::Warn, message);
+    }
+
+    /// Logs at error level.
+    pub fn error(&self, message: &str) {
+        self.log(log::Level::Error, message);
+    }
+
+    /// Logs at debug level, only in development (see
+    /// [`is_development`](Self::is_development)); use [`log`](Self::log) to write debug
+    /// lines everywhere.
+    pub fn debug(&self, message: &str) {
+        if self.is_development() {
+            self.log(log::Level::Debug, message);
+        }
+    }
+
+    /// Sets a per-run state value. Other runs of the same worker have their own state.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is part of the seed API.
+    pub async fn set_state(&self, key: impl Into<String>, value: Value) -> Result<()> {
+        self.run.state().insert(key.into(), value);
+        Ok(())
+    }
+
+    /// A per-run state value, if set.
+    pub async fn get_state(&self, key: &str) -> Option<Value> {
+        self.run.state().get(key).cloned()
+    }
+
+    /// Removes every per-run state value.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is part of the seed API.
+    pub async fn clear_state(&self) -> Result<()> {
+        let cleared = std::mem::take(&mut *self.run.state());
+        drop(cleared);
+        Ok(())
+    }
+
+    /// Sends a message to the caller, who reads it with
+    /// [`WorkerHandle::recv`](crate::WorkerHandle::recv). Never waits.
+    ///
+    /// Messages are buffered for the handle, up to the registry's message capacity
+    /// (1024 by default). When nobody reads (the handle was dropped, or the caller is in
+    /// `await_result`), messages are discarded and `emit` succeeds, so memory does not grow.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::MessageBufferFull`](crate::Error::MessageBufferFull) when the handle
+    ///   holds `capacity` unread messages; the message is not queued. Use
+    ///   [`emit_wait`](Self::emit_wait) to wait for room instead.
+    /// - [`Error::RunFinished`](crate::Error::RunFinished) when called through a clone of
+    ///   the context after the run ended.
+    pub fn emit(&self, message: Value) -> Result<()> {
+        self.run.emit(message)
+    }
+
+    /// Sends a message to the caller, waiting while the buffer is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunFinished`](crate::Error::RunFinished) when called after the run ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it completes, the message was not
+    /// queued.
+    pub async fn emit_wait(&self, message: Value) -> Result<()> {
+        self.run.emit_wait(message).await
+    }
+
+    /// Sleeps for `duration` (tokio's timer, so paused-clock tests control it).
+    pub async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    /// Whether this run has been asked to stop: by [`cancel`](crate::WORKER::cancel)
+    /// (the handler is then dropped at its next `.await`) or by
+    /// [`shutdown`](crate::WORKER::shutdown) (the handler may finish its work within the
+    /// grace period).
+    pub fn is_cancelled(&self) -> bool {
+        self.run.is_stop_requested()
+    }
+
+    /// Resolves when this run is asked to stop. Use it to finish cleanly during a
+    /// shutdown's grace period:
+    ///
+    /// ```
+    /// # use rustf_workers::prelude::*;
+    /// # async fn next_item(_: &WorkerContext) {}
+    /// async fn drain(ctx: WorkerContext) -> Result<()> {
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = ctx.cancelled() => return Ok(()), // save progress, then stop
+    ///             _ = next_item(&ctx) => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn cancelled(&self) {
+        self.run.stop_requested().await;
+    }
+}
+
+impl fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("worker", &self.worker_name())
+            .field("run_id", &self.run_id())
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+fn environment() -> Option<String> {
+    std::env::var("RUSTF_ENV")
+        .or_else(|_| std::env::var("NODE_ENV"))
+        .ok()
+        .map(|value| value.trim().to_ascii_lowercase())
+}

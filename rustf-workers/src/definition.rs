@@ -1,0 +1,119 @@
+//! A registered worker: its name, options, handler and statistics.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::lifecycle::{drive, RunGuard};
+use crate::stats::Counters;
+use crate::{Error, Result, WorkerContext, WorkerOptions};
+
+/// Starts one run: calls the handler and spawns the task that drives its future.
+///
+/// Monomorphised per handler type, so the task holds the handler's future inline instead
+/// of boxing it.
+pub(crate) type Spawner = Box<dyn Fn(RunGuard) + Send + Sync>;
+
+pub(crate) struct Definition {
+    pub(crate) name: Box<str>,
+    pub(crate) options: WorkerOptions,
+    /// Where the registration came from, for duplicate-name errors.
+    pub(crate) origin: String,
+    pub(crate) spawn: Spawner,
+    pub(crate) counters: Counters,
+}
+
+impl Definition {
+    pub(crate) fn new<F, Fut>(
+        name: String,
+        options: WorkerOptions,
+        origin: String,
+        handler: F,
+    ) -> Result<Self>
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        validate_name(&name)?;
+        if options.default_timeout().is_some_and(|t| t.is_zero()) {
+            return Err(Error::validation(format!(
+                "worker '{name}': timeout must be greater than zero"
+            )));
+        }
+        let spawn: Spawner = Box::new(move |guard: RunGuard| {
+            let ctx = WorkerContext::new(Arc::clone(&guard.run));
+            // The closure's synchronous part runs here, like the argument of
+            // `tokio::spawn`; a panic in it is the run's panic, not the caller's.
+            let started = catch_unwind(AssertUnwindSafe(|| handler(ctx)));
+            tokio::spawn(drive(guard, started));
+        });
+        Ok(Self {
+            name: name.into_boxed_str(),
+            options,
+            origin,
+            spawn,
+            counters: Counters::default(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Definition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Definition")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The naming rule: kebab or snake case, lowercase ASCII, at most 100 characters.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("a worker name must not be empty")
+    } else if name.len() > 100 {
+        Some("a worker name must be at most 100 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        Some("a worker name may contain only lowercase ASCII letters, digits, `-` and `_`")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        Some("a worker name must start and end with a letter or digit")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_name;
+
+    #[test]
+    fn names_are_kebab_or_snake_case() {
+        for good in ["send-email", "daily_report", "a", "v2-sync", "x1"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("Send-Email", "lowercase"),
+            ("send email", "only"),
+            ("-lead", "start and end"),
+            ("trail_", "start and end"),
+            ("a/b", "only"),
+        ] {
+            let err = validate_name(bad).unwrap_err();
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+        assert!(validate_name(&"x".repeat(101)).is_err());
+    }
+}

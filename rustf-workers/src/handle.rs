@@ -1,0 +1,125 @@
+//! The caller's side of a run.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::run::Run;
+use crate::{CancelReason, Error, Result};
+
+/// The caller's handle on one run, returned by [`WORKER::call`](crate::WORKER::call):
+/// read its messages, cancel it, await its result.
+///
+/// Dropping the handle does not stop the run (like dropping a `JoinHandle`); its unread
+/// and later messages are discarded.
+///
+/// # Examples
+///
+/// ```
+/// use rustf_workers::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// # let workers = rustf_workers::WorkerRegistry::new();
+/// workers.register("count", |ctx| async move {
+///     for i in 1..=3 {
+///         ctx.emit(json!({ "progress": i }))?;
+///     }
+///     Ok(())
+/// }).await?;
+///
+/// let mut handle = workers.call("count", None, None).await?;
+/// let mut seen = Vec::new();
+/// while let Some(message) = handle.recv().await {
+///     seen.push(message["progress"].as_u64().unwrap());
+/// }
+/// assert_eq!(seen, [1, 2, 3]);
+/// handle.await_result().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct WorkerHandle {
+    run: Arc<Run>,
+}
+
+impl WorkerHandle {
+    pub(crate) fn new(run: Arc<Run>) -> Self {
+        Self { run }
+    }
+
+    /// The run's id, for [`WORKER::cancel`](crate::WORKER::cancel) and the listings.
+    pub fn id(&self) -> &str {
+        self.run.id()
+    }
+
+    /// The worker's name.
+    pub fn worker_name(&self) -> &str {
+        self.run.worker_name()
+    }
+
+    /// Whether the run has reached its terminal state.
+    pub fn is_finished(&self) -> bool {
+        self.run.is_finished()
+    }
+
+    /// The next message the worker emitted, in order; `None` once the worker has ended
+    /// and every message was read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a message is taken only when the future completes, so using `recv`
+    /// in `tokio::select!` loses nothing.
+    pub async fn recv(&mut self) -> Option<Value> {
+        self.run.recv().await
+    }
+
+    /// Cancels the run: its handler is dropped at its next `.await`, and
+    /// [`await_result`](Self::await_result) returns [`Error::Cancelled`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] when the run has already finished.
+    pub async fn cancel(&self) -> Result<()> {
+        if self.run.abort(CancelReason::Requested) {
+            Ok(())
+        } else {
+            Err(Error::RunNotFound {
+                run_id: self.id().to_owned(),
+            })
+        }
+    }
+
+    /// Waits for the run to finish and returns its result. Messages not yet read are
+    /// discarded, and so are those emitted while waiting.
+    ///
+    /// # Errors
+    ///
+    /// The handler's own error, or [`Error::TimedOut`], [`Error::Cancelled`],
+    /// [`Error::Panicked`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes is like dropping the handle: the run goes
+    /// on, and its result is discarded.
+    pub async fn await_result(self) -> Result<()> {
+        self.run.detach();
+        self.run.outcome().await
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.run.detach();
+    }
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("worker", &self.worker_name())
+            .field("id", &self.id())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

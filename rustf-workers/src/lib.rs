@@ -1,0 +1,63 @@
+//! Background workers for Rust web applications.
+//!
+//! A worker is a plain async function registered under a name. Any part of the
+//! application starts it by that name, with an optional JSON payload, and either awaits
+//! its result or keeps a handle to read its messages, cancel it, or await it later.
+//!
+//! ```
+//! use rustf_workers::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! WORKER::register("send-email", |ctx| async move {
+//!     let to = ctx.payload().and_then(|p| p["to"].as_str())
+//!         .ok_or_else(|| Error::validation("'to' address required"))?;
+//!     ctx.emit(json!({ "status": "sent", "to": to }))?;
+//!     Ok(())
+//! }).await?;
+//!
+//! // From a controller: run and wait.
+//! WORKER::run("send-email", Some(json!({ "to": "a@b.c" }))).await?;
+//!
+//! // Or keep a handle to stream the worker's messages.
+//! let mut handle = WORKER::call("send-email", None, Some(json!({ "to": "x@y.z" }))).await?;
+//! assert_eq!(handle.recv().await, Some(json!({ "status": "sent", "to": "x@y.z" })));
+//! handle.await_result().await?;
+//!
+//! let stats = WORKER::stats("send-email").await.unwrap();
+//! assert_eq!((stats.runs, stats.errors), (2, 0));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every run reaches exactly one terminal state (completed, failed, timed out, cancelled
+//! or panicked), is counted once in its worker's [`WorkerStats`], and is listed by
+//! [`WORKER::running`] exactly while it is live. A panicking worker fails its own run
+//! and nothing else. [`WORKER::shutdown`] refuses new runs, gives running ones a grace
+//! period, cancels the rest, and returns when none is left.
+//!
+//! The guide lives in the repository's `docs/` folder.
+
+mod config;
+mod context;
+mod definition;
+mod error;
+mod global;
+mod handle;
+mod lifecycle;
+mod live;
+mod options;
+mod registry;
+mod run;
+mod stats;
+
+pub mod prelude;
+
+pub use config::AppConfig;
+pub use context::WorkerContext;
+pub use error::{CancelReason, Error, Result};
+pub use global::WORKER;
+pub use handle::WorkerHandle;
+pub use options::WorkerOptions;
+pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
+pub use stats::WorkerStats;

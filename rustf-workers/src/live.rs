@@ -1,0 +1,85 @@
+//! The table of live runs, sharded so concurrent calls rarely share a lock.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::run::Run;
+
+const SHARDS: usize = 32;
+
+/// Live runs by key. Each shard's lock is held for one map operation, never across an
+/// await or user code.
+pub(crate) struct LiveRuns {
+    shards: [Padded<Mutex<Map>>; SHARDS],
+}
+
+type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
+
+/// Keeps each shard's lock on its own cache line, so two cores working on neighbouring
+/// shards do not contend.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl LiveRuns {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Padded(Mutex::new(Map::default()))),
+        }
+    }
+
+    fn shard(&self, key: u128) -> MutexGuard<'_, Map> {
+        // Run keys are random uuids: the high bits pick the shard, the low bits the bucket.
+        let index = (key >> 96) as usize % SHARDS;
+        // Never held across user code, so a poisoned shard is still consistent.
+        self.shards[index].0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn insert(&self, run: Arc<Run>) {
+        self.shard(run.key).insert(run.key, run);
+    }
+
+    pub(crate) fn remove(&self, key: u128) {
+        let removed = self.shard(key).remove(&key);
+        // Dropped outside the lock: it may be the last reference to the run.
+        drop(removed);
+    }
+
+    pub(crate) fn get(&self, key: u128) -> Option<Arc<Run>> {
+        self.shard(key).get(&key).cloned()
+    }
+
+    /// Every live run, oldest first.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Run>> {
+        let mut runs: Vec<Arc<Run>> = self
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let map = shard.0.lock().unwrap_or_else(|e| e.into_inner());
+                map.values().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id().cmp(b.id())));
+        runs
+    }
+}
+
+/// Run keys are already uniformly random; mixing the two halves is all the hashing needed.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = ((n as u64) ^ ((n >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}

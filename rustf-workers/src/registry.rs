@@ -1,0 +1,501 @@
+//! The registry: definitions, admission of runs, the live table and shutdown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::definition::Definition;
+use crate::lifecycle::RunGuard;
+use crate::live::LiveRuns;
+use crate::run::Run;
+use crate::{
+    AppConfig, CancelReason, Error, Result, WorkerContext, WorkerHandle, WorkerOptions,
+    WorkerStats,
+};
+
+/// Default time `shutdown()` gives running workers to finish before it cancels them.
+/// Below the 30 s most process supervisors wait before they kill.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Default number of unread messages a run buffers for its handle.
+pub const DEFAULT_MESSAGE_CAPACITY: usize = 1024;
+
+const OPEN: u8 = 0;
+/// Shutdown started: no new runs; running ones were asked to stop.
+const STOPPING: u8 = 1;
+/// The grace period is over: running ones are being cancelled.
+const ABORTING: u8 = 2;
+
+/// A set of worker definitions and their runs.
+///
+/// [`WORKER`](crate::WORKER) is a facade over one global `WorkerRegistry`; create your own
+/// for tests, for libraries, or to keep several independent sets of workers in one
+/// process. Cloning is cheap and every clone is the same registry.
+///
+/// # Examples
+///
+/// ```
+/// use rustf_workers::prelude::*;
+/// use rustf_workers::WorkerRegistry;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let workers = WorkerRegistry::new();
+/// workers
+///     .register("greet", |ctx| async move {
+///         let name = ctx.payload().and_then(|p| p["name"].as_str()).unwrap_or("world");
+///         ctx.emit(json!({ "greeting": format!("hello, {name}") }))?;
+///         Ok(())
+///     })
+///     .await?;
+///
+/// let mut handle = workers.call("greet", None, Some(json!({ "name": "Ada" }))).await?;
+/// assert_eq!(handle.recv().await, Some(json!({ "greeting": "hello, Ada" })));
+/// assert_eq!(handle.recv().await, None);
+/// handle.await_result().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct WorkerRegistry {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    definitions: ArcSwap<BTreeMap<Box<str>, Arc<Definition>>>,
+    /// Serialises registrations; lookups never take it.
+    registering: Mutex<()>,
+    pub(crate) live: LiveRuns,
+    /// Admitted runs not yet terminal.
+    in_flight: AtomicUsize,
+    phase: AtomicU8,
+    idle: Notify,
+    config: ArcSwap<AppConfig>,
+    grace_ms: AtomicU64,
+    message_capacity: AtomicUsize,
+}
+
+impl Shared {
+    /// Called once per run, after its outcome is published.
+    pub(crate) fn run_ended(&self) {
+        // SeqCst, with the phase load: pairs with `shutdown`, which stores the phase and
+        // then reads `in_flight`. One of the two sees the other, so the last run to end
+        // during shutdown always wakes it.
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.phase.load(Ordering::SeqCst) != OPEN
+        {
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let mut idle = pin!(self.idle.notified());
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl WorkerRegistry {
+    /// An empty registry with default settings.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                definitions: ArcSwap::from_pointee(BTreeMap::new()),
+                registering: Mutex::new(()),
+                live: LiveRuns::new(),
+                in_flight: AtomicUsize::new(0),
+                phase: AtomicU8::new(OPEN),
+                idle: Notify::new(),
+                config: ArcSwap::from_pointee(AppConfig::default()),
+                grace_ms: AtomicU64::new(DEFAULT_SHUTDOWN_GRACE.as_millis() as u64),
+                message_capacity: AtomicUsize::new(DEFAULT_MESSAGE_CAPACITY),
+            }),
+        }
+    }
+
+    /// The global registry behind [`WORKER`](crate::WORKER), built on first use.
+    pub fn global() -> &'static WorkerRegistry {
+        static GLOBAL: OnceLock<WorkerRegistry> = OnceLock::new();
+        GLOBAL.get_or_init(WorkerRegistry::new)
+    }
+
+    // ---- registration ----
+
+    /// Registers a worker under `name`.
+    ///
+    /// The handler is called once per run with the run's [`WorkerContext`]; its
+    /// synchronous part runs inside `call`, like the argument of `tokio::spawn`, and the
+    /// future it returns runs on its own task.
+    ///
+    /// Names are kebab or snake case: lowercase ASCII letters, digits, `-` and `_`,
+    /// starting and ending with a letter or digit, at most 100 characters.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidName`] when the name breaks the rule above.
+    /// - [`Error::AlreadyRegistered`] when the name is taken; the existing definition
+    ///   stays, and the error says where both registrations came from.
+    #[track_caller]
+    pub fn register<F, Fut>(
+        &self,
+        name: impl Into<String>,
+        handler: F,
+    ) -> impl Future<Output = Result<()>> + Send + 'static
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.register_with(name, WorkerOptions::default(), handler)
+    }
+
+    /// Registers a worker with [`WorkerOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register), plus [`Error::Validation`] for an invalid option
+    /// (a zero timeout).
+    #[track_caller]
+    pub fn register_with<F, Fut>(
+        &self,
+        name: impl Into<String>,
+        options: WorkerOptions,
+        handler: F,
+    ) -> impl Future<Output = Result<()>> + Send + 'static
+    where
+        F: Fn(WorkerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let origin = format!("`register` at {}", Location::caller());
+        let result = Definition::new(name.into(), options, origin, handler)
+            .and_then(|definition| self.insert(definition));
+        std::future::ready(result)
+    }
+
+    pub(crate) fn insert(&self, definition: Definition) -> Result<()> {
+        let _writer = self
+            .shared
+            .registering
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let current = self.shared.definitions.load();
+        if let Some(existing) = current.get(&definition.name) {
+            return Err(Error::AlreadyRegistered {
+                name: definition.name.into(),
+                first: existing.origin.clone(),
+                second: definition.origin,
+            });
+        }
+        let mut next = BTreeMap::clone(&current);
+        next.insert(definition.name.clone(), Arc::new(definition));
+        self.shared.definitions.store(Arc::new(next));
+        Ok(())
+    }
+
+    fn definition(&self, name: &str) -> Result<Arc<Definition>> {
+        self.shared
+            .definitions
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotRegistered {
+                name: name.to_owned(),
+            })
+    }
+
+    // ---- running ----
+
+    /// Starts a run of the worker `name` and returns its handle at once.
+    ///
+    /// `timeout` overrides the definition's default timeout for this run; `None` keeps
+    /// the default (no timeout unless the definition has one). The run is listed by
+    /// [`running`](Self::running) from now until it is terminal.
+    ///
+    /// Dropping the handle does not stop the run; its messages are then discarded.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotRegistered`] for an unknown name.
+    /// - [`Error::ShuttingDown`] once [`shutdown`](Self::shutdown) has started.
+    /// - [`Error::Validation`] for a zero timeout.
+    /// - [`Error::Internal`] when called outside a tokio runtime.
+    pub async fn call(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> Result<WorkerHandle> {
+        self.start(name, timeout, payload)
+    }
+
+    fn start(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+        payload: Option<Value>,
+    ) -> Result<WorkerHandle> {
+        let definition = self.definition(name)?;
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::validation(format!(
+                "call of worker '{name}': timeout must be greater than zero"
+            )));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::internal(format!(
+                "worker '{name}' was called outside a tokio runtime"
+            )));
+        }
+        let shared = &self.shared;
+        // SeqCst: see `Shared::run_ended`.
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if shared.phase.load(Ordering::SeqCst) != OPEN {
+            shared.run_ended();
+            return Err(Error::ShuttingDown);
+        }
+
+        let run = Arc::new(Run::new(
+            Arc::clone(&definition),
+            payload,
+            shared.config.load_full(),
+            timeout.or(definition.options.default_timeout()),
+            shared.message_capacity.load(Ordering::Relaxed),
+        ));
+        definition.counters.started();
+        shared.live.insert(Arc::clone(&run));
+        let guard = RunGuard::new(Arc::clone(&run), Arc::clone(shared));
+        // A shutdown that began after the check above may have swept the live table
+        // before the insert; the shard lock orders the two, so if the sweep missed this
+        // run, this load sees its phase.
+        match shared.phase.load(Ordering::SeqCst) {
+            OPEN => {}
+            STOPPING => run.request_stop(),
+            _ => {
+                run.abort(CancelReason::Shutdown);
+            }
+        }
+        (definition.spawn)(guard);
+        Ok(WorkerHandle::new(run))
+    }
+
+    /// Runs the worker `name` and waits for its result; its messages are discarded.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`call`](Self::call), then the run's own: the handler's error,
+    /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
+    pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
+        self.start(name, None, payload)?.await_result().await
+    }
+
+    /// Cancels the live run with this id: its handler is stopped at its next `.await`
+    /// and its caller gets [`Error::Cancelled`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] when no live run has this id (unknown, malformed, or
+    /// already finished).
+    pub async fn cancel(&self, run_id: &str) -> Result<()> {
+        let run = uuid::Uuid::try_parse(run_id)
+            .ok()
+            .and_then(|id| self.shared.live.get(id.as_u128()));
+        match run {
+            Some(run) if run.abort(CancelReason::Requested) => Ok(()),
+            _ => Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            }),
+        }
+    }
+
+    // ---- looking ----
+
+    /// Names of the registered workers, sorted.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is part of the seed API.
+    pub async fn definitions(&self) -> Result<Vec<String>> {
+        Ok(self
+            .shared
+            .definitions
+            .load()
+            .keys()
+            .map(|name| name.to_string())
+            .collect())
+    }
+
+    /// Ids of the live runs, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is part of the seed API.
+    pub async fn running(&self) -> Result<Vec<String>> {
+        Ok(self.live_ids(|_| true))
+    }
+
+    /// Ids of the live runs of worker `name`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotRegistered`] for an unknown name.
+    pub async fn running_for(&self, name: &str) -> Result<Vec<String>> {
+        self.definition(name)?;
+        Ok(self.live_ids(|run| run.worker_name() == name))
+    }
+
+    fn live_ids(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
+        self.shared
+            .live
+            .snapshot()
+            .iter()
+            .filter(|run| keep(run))
+            .map(|run| run.id().to_owned())
+            .collect()
+    }
+
+    /// Statistics of worker `name`; `None` for an unknown name.
+    pub async fn stats(&self, name: &str) -> Option<WorkerStats> {
+        self.definition(name)
+            .ok()
+            .map(|definition| definition.counters.snapshot())
+    }
+
+    /// The options worker `name` was registered with; `None` for an unknown name.
+    pub fn options(&self, name: &str) -> Option<WorkerOptions> {
+        self.definition(name)
+            .ok()
+            .map(|definition| definition.options.clone())
+    }
+
+    // ---- settings ----
+
+    /// Replaces the settings workers read through [`WorkerContext::config`]. Runs that
+    /// start afterwards see the new value; running ones keep theirs.
+    pub fn set_config(&self, config: AppConfig) {
+        self.shared.config.store(Arc::new(config));
+    }
+
+    /// The settings new runs will get.
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.shared.config.load_full()
+    }
+
+    /// Sets how long [`shutdown`](Self::shutdown) lets running workers finish on their own
+    /// before cancelling them. Default: [`DEFAULT_SHUTDOWN_GRACE`].
+    pub fn set_shutdown_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        // Relaxed: a setting read once per shutdown; no other data depends on it.
+        self.shared.grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The current shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shared.grace_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sets how many unread messages a run buffers for its handle before `emit` reports
+    /// [`Error::MessageBufferFull`]. Applies to runs started afterwards. Default:
+    /// [`DEFAULT_MESSAGE_CAPACITY`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a capacity of zero.
+    pub fn set_message_capacity(&self, capacity: usize) -> Result<()> {
+        if capacity == 0 {
+            return Err(Error::validation("message capacity must be at least 1"));
+        }
+        // Relaxed: read once per run at admission; no other data depends on it.
+        self.shared
+            .message_capacity
+            .store(capacity, Ordering::Relaxed);
+        Ok(())
+    }
+
+    // ---- shutdown ----
+
+    /// Stops the registry: refuses new calls, asks every running worker to stop
+    /// ([`WorkerContext::cancelled`] resolves), waits up to the grace period for them to
+    /// finish, then cancels the rest. Returns when no run is left; every run is counted in
+    /// its statistics. Calling it again waits for the same end.
+    ///
+    /// A worker that blocks its thread instead of awaiting cannot be stopped, and keeps
+    /// `shutdown` waiting.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is part of the seed API.
+    ///
+    /// # Examples
+    ///
+    /// Wiring it to the process's own exit, Ctrl-C or SIGTERM:
+    ///
+    /// ```no_run
+    /// use rustf_workers::prelude::*;
+    ///
+    /// # async fn serve() {}
+    /// #[tokio::main]
+    /// async fn main() -> Result<()> {
+    ///     tokio::select! {
+    ///         _ = serve() => {}
+    ///         _ = tokio::signal::ctrl_c() => {}
+    ///     }
+    ///     WORKER::shutdown().await
+    /// }
+    /// ```
+    pub async fn shutdown(&self) -> Result<()> {
+        let shared = &*self.shared;
+        if shared
+            .phase
+            .compare_exchange(OPEN, STOPPING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            for run in shared.live.snapshot() {
+                run.request_stop();
+            }
+        }
+        if tokio::time::timeout(self.shutdown_grace(), shared.wait_idle())
+            .await
+            .is_err()
+        {
+            shared.phase.fetch_max(ABORTING, Ordering::SeqCst);
+            for run in shared.live.snapshot() {
+                run.abort(CancelReason::Shutdown);
+            }
+            shared.wait_idle().await;
+        }
+        Ok(())
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.phase.load(Ordering::SeqCst) != OPEN
+    }
+}
+
+impl Default for WorkerRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for WorkerRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerRegistry")
+            .field("definitions", &self.shared.definitions.load().len())
+            .field("in_flight", &self.shared.in_flight.load(Ordering::Relaxed))
+            .field("shutting_down", &self.is_shutting_down())
+            .finish()
+    }
+}

@@ -1,0 +1,303 @@
+//! The state one run shares between its task, its context and its handle.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::task::AtomicWaker;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::config::AppConfig;
+use crate::definition::Definition;
+use crate::{CancelReason, Error, Result};
+
+/// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
+const STOP: u8 = 1;
+/// The run must stop now: its task drops the handler future at the next poll.
+const ABORT: u8 = 1 << 1;
+/// Set together with `ABORT` when shutdown is the one aborting.
+const BY_SHUTDOWN: u8 = 1 << 2;
+/// The run has an outcome; it can no longer be cancelled.
+const FINISHED: u8 = 1 << 3;
+
+/// One run: identity, inputs, stop signals, message mailbox and per-run state.
+///
+/// Shared by `Arc` between the run's task, every clone of its `WorkerContext`, its
+/// `WorkerHandle` and the registry's live table.
+pub(crate) struct Run {
+    pub(crate) key: u128,
+    id: [u8; 36],
+    pub(crate) definition: Arc<Definition>,
+    pub(crate) payload: Option<Value>,
+    pub(crate) config: Arc<AppConfig>,
+    pub(crate) started: Instant,
+    pub(crate) timeout: Option<Duration>,
+    signal: AtomicU8,
+    /// The run's task, woken by `abort`.
+    pub(crate) task: AtomicWaker,
+    /// Workers waiting in `WorkerContext::cancelled`.
+    stop_waiters: Notify,
+    mailbox: Mutex<Mailbox>,
+    /// Wakes the handle: a message arrived, or the run ended.
+    readable: Notify,
+    /// Wakes `emit_wait`: the buffer has room, the reader left, or the run ended.
+    writable: Notify,
+    capacity: usize,
+    state: Mutex<HashMap<String, Value>>,
+}
+
+struct Mailbox {
+    queue: VecDeque<Value>,
+    /// Whether a handle still reads messages; once it is gone, `emit` discards them.
+    attached: bool,
+    closed: bool,
+    outcome: Option<Result<()>>,
+}
+
+impl Run {
+    pub(crate) fn new(
+        definition: Arc<Definition>,
+        payload: Option<Value>,
+        config: Arc<AppConfig>,
+        timeout: Option<Duration>,
+        capacity: usize,
+    ) -> Self {
+        let uuid = Uuid::new_v4();
+        let mut id = [0; 36];
+        uuid.hyphenated().encode_lower(&mut id);
+        Self {
+            key: uuid.as_u128(),
+            id,
+            definition,
+            payload,
+            config,
+            started: Instant::now(),
+            timeout,
+            signal: AtomicU8::new(0),
+            task: AtomicWaker::new(),
+            stop_waiters: Notify::new(),
+            mailbox: Mutex::new(Mailbox {
+                queue: VecDeque::new(),
+                attached: true,
+                closed: false,
+                outcome: None,
+            }),
+            readable: Notify::new(),
+            writable: Notify::new(),
+            capacity,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("a hyphenated uuid is ASCII")
+    }
+
+    pub(crate) fn worker_name(&self) -> &str {
+        &self.definition.name
+    }
+
+    // ---- stop signals ----
+
+    /// Asks the worker to stop on its own (shutdown's grace period).
+    pub(crate) fn request_stop(&self) {
+        // AcqRel: a worker that sees STOP also sees everything the requester did before.
+        if self.signal.fetch_or(STOP, Ordering::AcqRel) & STOP == 0 {
+            self.stop_waiters.notify_waiters();
+        }
+    }
+
+    /// Makes the run's task stop the handler at its next poll. `false` when the run already
+    /// has an outcome, so there was nothing left to cancel.
+    pub(crate) fn abort(&self, reason: CancelReason) -> bool {
+        let bits = match reason {
+            CancelReason::Shutdown => STOP | ABORT | BY_SHUTDOWN,
+            _ => STOP | ABORT,
+        };
+        // AcqRel: orders the abort against the task's FINISHED mark, so exactly one of
+        // "cancelled" and "already finished" wins.
+        let mut current = self.signal.load(Ordering::Acquire);
+        loop {
+            if current & FINISHED != 0 {
+                return false;
+            }
+            if current & ABORT != 0 {
+                return true;
+            }
+            match self.signal.compare_exchange_weak(
+                current,
+                current | bits,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        if current & STOP == 0 {
+            self.stop_waiters.notify_waiters();
+        }
+        self.task.wake();
+        true
+    }
+
+    pub(crate) fn abort_reason(&self) -> Option<CancelReason> {
+        let signal = self.signal.load(Ordering::Acquire);
+        (signal & ABORT != 0).then_some(if signal & BY_SHUTDOWN != 0 {
+            CancelReason::Shutdown
+        } else {
+            CancelReason::Requested
+        })
+    }
+
+    pub(crate) fn mark_finished(&self) {
+        self.signal.fetch_or(FINISHED, Ordering::AcqRel);
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.signal.load(Ordering::Acquire) & FINISHED != 0
+    }
+
+    pub(crate) fn is_stop_requested(&self) -> bool {
+        self.signal.load(Ordering::Acquire) & STOP != 0
+    }
+
+    pub(crate) async fn stop_requested(&self) {
+        loop {
+            let mut notified = pin!(self.stop_waiters.notified());
+            // Register before checking, so a request between the check and the await
+            // still wakes us.
+            notified.as_mut().enable();
+            if self.is_stop_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    // ---- messages ----
+
+    fn mailbox(&self) -> MutexGuard<'_, Mailbox> {
+        // The lock is never held across user code, so poisoning cannot leave it torn.
+        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a message if a reader is attached and the buffer has room.
+    pub(crate) fn emit(&self, message: Value) -> Result<()> {
+        let mut mailbox = self.mailbox();
+        if mailbox.closed {
+            return Err(self.finished_error());
+        }
+        if !mailbox.attached {
+            return Ok(());
+        }
+        if mailbox.queue.len() >= self.capacity {
+            return Err(Error::MessageBufferFull {
+                worker: self.worker_name().to_owned(),
+                capacity: self.capacity,
+            });
+        }
+        mailbox.queue.push_back(message);
+        drop(mailbox);
+        self.readable.notify_one();
+        Ok(())
+    }
+
+    /// Queues a message, waiting for room while the buffer is full.
+    pub(crate) async fn emit_wait(&self, message: Value) -> Result<()> {
+        loop {
+            let mut writable = pin!(self.writable.notified());
+            writable.as_mut().enable();
+            {
+                let mut mailbox = self.mailbox();
+                if mailbox.closed {
+                    return Err(self.finished_error());
+                }
+                if !mailbox.attached {
+                    return Ok(());
+                }
+                if mailbox.queue.len() < self.capacity {
+                    mailbox.queue.push_back(message);
+                    drop(mailbox);
+                    self.readable.notify_one();
+                    return Ok(());
+                }
+            }
+            writable.await;
+        }
+    }
+
+    /// The next message; `None` once the run has ended and every message was read.
+    pub(crate) async fn recv(&self) -> Option<Value> {
+        loop {
+            {
+                let mut mailbox = self.mailbox();
+                let was_full = mailbox.queue.len() >= self.capacity;
+                if let Some(message) = mailbox.queue.pop_front() {
+                    drop(mailbox);
+                    if was_full {
+                        self.writable.notify_waiters();
+                    }
+                    return Some(message);
+                }
+                if mailbox.closed {
+                    return None;
+                }
+            }
+            // `notify_one` leaves a permit when nobody waits yet, so a message queued
+            // between the check above and this await is not missed.
+            self.readable.notified().await;
+        }
+    }
+
+    /// The reader is gone: drop what it did not read, and discard what comes later.
+    pub(crate) fn detach(&self) {
+        let unread = {
+            let mut mailbox = self.mailbox();
+            mailbox.attached = false;
+            std::mem::take(&mut mailbox.queue)
+        };
+        self.writable.notify_waiters();
+        drop(unread);
+    }
+
+    /// Ends the message stream and stores the outcome for the handle.
+    pub(crate) fn close(&self, outcome: Result<()>) {
+        {
+            let mut mailbox = self.mailbox();
+            mailbox.closed = true;
+            mailbox.outcome = Some(outcome);
+        }
+        self.readable.notify_one();
+        self.writable.notify_waiters();
+    }
+
+    /// Waits for the outcome and takes it. Only the handle calls this, once.
+    pub(crate) async fn outcome(&self) -> Result<()> {
+        loop {
+            if let Some(outcome) = self.mailbox().outcome.take() {
+                return outcome;
+            }
+            self.readable.notified().await;
+        }
+    }
+
+    fn finished_error(&self) -> Error {
+        Error::RunFinished {
+            worker: self.worker_name().to_owned(),
+            run_id: self.id().to_owned(),
+        }
+    }
+
+    // ---- per-run state ----
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, HashMap<String, Value>> {
+        // Held only inside `WorkerContext`'s state methods, never across an await.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

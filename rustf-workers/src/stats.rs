@@ -1,0 +1,236 @@
+//! Per-definition statistics: the public snapshot and the atomic counters behind it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of one worker definition's statistics.
+///
+/// `runs` counts every finished execution, whatever its outcome, and `errors` every one
+/// that did not complete successfully, so `(runs - errors) / runs` is the success rate.
+/// `errors` is broken down into `failed` (the handler returned an error), `timed_out`,
+/// `cancelled` (by request or by shutdown) and `panicked`.
+///
+/// Each field is read atomically but the snapshot as a whole is not: while runs are
+/// finishing, a field may already include a run another does not. `errors <= runs` holds
+/// in every snapshot.
+///
+/// # Examples
+///
+/// ```
+/// use rustf_workers::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let workers = rustf_workers::WorkerRegistry::new();
+/// workers.register("tick", |_ctx| async { Ok(()) }).await?;
+/// workers.run("tick", None).await?;
+///
+/// let stats = workers.stats("tick").await.unwrap();
+/// assert_eq!((stats.runs, stats.errors), (1, 0));
+/// assert_eq!(stats.success_rate(), Some(1.0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Finished executions, failed ones included.
+    pub runs: u64,
+    /// Finished executions that did not complete successfully.
+    pub errors: u64,
+    /// Duration of the last finished execution, in milliseconds.
+    pub last_run_ms: Option<u64>,
+    /// Sum of the durations of all finished executions, in milliseconds.
+    pub total_runtime_ms: u64,
+    /// Executions whose handler returned an error.
+    pub failed: u64,
+    /// Executions stopped by their timeout.
+    pub timed_out: u64,
+    /// Executions cancelled by request or by shutdown.
+    pub cancelled: u64,
+    /// Executions whose handler panicked.
+    pub panicked: u64,
+    /// Executions running now.
+    pub running: u64,
+    /// Duration of the longest finished execution, in milliseconds.
+    pub max_run_ms: u64,
+    /// The message of the last error, if any execution has failed.
+    pub last_error: Option<String>,
+}
+
+impl WorkerStats {
+    /// Share of finished runs that completed successfully, in `0.0..=1.0`; `None` before the
+    /// first run finishes.
+    pub fn success_rate(&self) -> Option<f64> {
+        (self.runs > 0).then(|| (self.runs - self.errors) as f64 / self.runs as f64)
+    }
+
+    /// Mean duration of finished runs in milliseconds; `None` before the first run finishes.
+    pub fn average_run_ms(&self) -> Option<u64> {
+        (self.runs > 0).then(|| self.total_runtime_ms / self.runs)
+    }
+}
+
+/// How a run ended, as far as statistics care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Completed,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Panicked,
+}
+
+const NO_LAST_RUN: u64 = u64::MAX;
+
+/// The live counters of one definition. Every field is an atomic except the last error's
+/// text, which is written only on the error path.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    runs: AtomicU64,
+    errors: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+    cancelled: AtomicU64,
+    panicked: AtomicU64,
+    running: AtomicU64,
+    total_runtime_ms: AtomicU64,
+    max_run_ms: AtomicU64,
+    last_run_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            runs: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            total_runtime_ms: AtomicU64::new(0),
+            max_run_ms: AtomicU64::new(0),
+            last_run_ms: AtomicU64::new(NO_LAST_RUN),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+impl Counters {
+    pub(crate) fn started(&self) {
+        // Relaxed: `running` is a gauge read on its own; no other memory hangs off it.
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one finished run. Called exactly once per run, by the run's finisher.
+    pub(crate) fn finished(&self, ending: Ending, elapsed: Duration, error: Option<String>) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        // Relaxed: these are independent totals; readers need no ordering among them.
+        self.total_runtime_ms.fetch_add(ms, Ordering::Relaxed);
+        self.max_run_ms.fetch_max(ms, Ordering::Relaxed);
+        self.last_run_ms.store(ms, Ordering::Relaxed);
+        let breakdown = match ending {
+            Ending::Completed => None,
+            Ending::Failed => Some(&self.failed),
+            Ending::TimedOut => Some(&self.timed_out),
+            Ending::Cancelled => Some(&self.cancelled),
+            Ending::Panicked => Some(&self.panicked),
+        };
+        if let Some(message) = error {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+        }
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = breakdown {
+            counter.fetch_add(1, Ordering::Relaxed);
+            // Release: pairs with the Acquire load in `snapshot`, so a reader that sees this
+            // error also sees the `runs` increment above and never computes runs < errors.
+            self.errors.fetch_add(1, Ordering::Release);
+        }
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> WorkerStats {
+        // Acquire, and read before `runs`: see `finished`.
+        let errors = self.errors.load(Ordering::Acquire);
+        let last = self.last_run_ms.load(Ordering::Relaxed);
+        WorkerStats {
+            runs: self.runs.load(Ordering::Relaxed),
+            errors,
+            last_run_ms: (last != NO_LAST_RUN).then_some(last),
+            total_runtime_ms: self.total_runtime_ms.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
+            panicked: self.panicked.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            max_run_ms: self.max_run_ms.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ending_counts_once_and_errors_are_broken_down() {
+        let counters = Counters::default();
+        let endings = [
+            (Ending::Completed, 10),
+            (Ending::Failed, 20),
+            (Ending::TimedOut, 30),
+            (Ending::Cancelled, 5),
+            (Ending::Panicked, 1),
+        ];
+        for (ending, ms) in endings {
+            counters.started();
+            let error = (ending != Ending::Completed).then(|| format!("{ending:?}"));
+            counters.finished(ending, Duration::from_millis(ms), error);
+        }
+        let stats = counters.snapshot();
+        assert_eq!(stats.runs, 5);
+        assert_eq!(stats.errors, 4);
+        assert_eq!(
+            stats.failed + stats.timed_out + stats.cancelled + stats.panicked,
+            stats.errors
+        );
+        assert_eq!(stats.total_runtime_ms, 66);
+        assert_eq!(stats.max_run_ms, 30);
+        assert_eq!(stats.last_run_ms, Some(1));
+        assert_eq!(stats.running, 0);
+        assert_eq!(stats.last_error.as_deref(), Some("Panicked"));
+        assert_eq!(stats.success_rate(), Some(0.2));
+        assert_eq!(stats.average_run_ms(), Some(13));
+    }
+
+    #[test]
+    fn an_unused_definition_has_no_rates() {
+        let stats = Counters::default().snapshot();
+        assert_eq!(stats.last_run_ms, None);
+        assert_eq!(stats.success_rate(), None);
+        assert_eq!(stats.average_run_ms(), None);
+    }
+
+    #[test]
+    fn stats_round_trip_through_json_and_accept_older_documents() {
+        let counters = Counters::default();
+        counters.started();
+        counters.finished(Ending::Failed, Duration::from_millis(7), Some("boom".into()));
+        let stats = counters.snapshot();
+        let text = serde_json::to_string(&stats).unwrap();
+        assert_eq!(serde_json::from_str::<WorkerStats>(&text).unwrap(), stats);
+
+        let seed_shaped: WorkerStats = serde_json::from_str(
+            r#"{"runs":3,"errors":1,"last_run_ms":null,"total_runtime_ms":9}"#,
+        )
+        .unwrap();
+        assert_eq!((seed_shaped.runs, seed_shaped.errors), (3, 1));
+    }
+}
