@@ -1,0 +1,232 @@
+//! Registering and running workers: results, payloads, errors, panics, listings.
+
+use std::time::Duration;
+
+use rustf_workers::prelude::*;
+use rustf_workers::{WorkerOptions, WorkerRegistry};
+use rustf_workers_tests::quiet_worker_panics;
+
+#[tokio::test]
+async fn run_returns_the_result_and_updates_stats() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("echo", |ctx| async move {
+            let n = ctx.payload().and_then(|p| p["n"].as_i64()).unwrap_or(-1);
+            ctx.emit(json!({ "n": n }))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    workers.run("echo", Some(json!({ "n": 7 }))).await.unwrap();
+    let stats = workers.stats("echo").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.running), (1, 0, 0));
+    assert!(stats.last_run_ms.is_some());
+
+    let mut handle = workers.call("echo", None, Some(json!({ "n": 8 }))).await.unwrap();
+    assert_eq!(handle.worker_name(), "echo");
+    assert_eq!(handle.recv().await, Some(json!({ "n": 8 })));
+    assert_eq!(handle.recv().await, None);
+    handle.await_result().await.unwrap();
+    assert_eq!(workers.stats("echo").await.unwrap().runs, 2);
+}
+
+#[tokio::test]
+async fn unknown_worker_is_a_typed_error_with_the_seed_message() {
+    let workers = WorkerRegistry::new();
+    let err = workers.run("ghost", None).await.unwrap_err();
+    assert!(err.is_not_registered());
+    assert_eq!(err.to_string(), "Worker 'ghost' not registered");
+    let err = workers.call("ghost", None, None).await.unwrap_err();
+    assert!(err.is_not_registered());
+    assert!(workers.running_for("ghost").await.unwrap_err().is_not_registered());
+    assert!(workers.stats("ghost").await.is_none());
+    assert!(workers.options("ghost").is_none());
+}
+
+#[tokio::test]
+async fn registering_a_name_twice_is_refused_and_names_both_registrations() {
+    let workers = WorkerRegistry::new();
+    workers.register("dup", |_| async { Ok(()) }).await.unwrap();
+    let err = workers
+        .register("dup", |_| async { Err(Error::internal("the second one")) })
+        .await
+        .unwrap_err();
+    assert!(err.is_already_registered());
+    let text = err.to_string();
+    assert!(text.starts_with("Worker 'dup' is registered twice"), "{text}");
+    assert_eq!(text.matches("tests/tests/run.rs:").count(), 2, "{text}");
+    // The first registration stays.
+    workers.run("dup", None).await.unwrap();
+    assert_eq!(workers.definitions().await.unwrap(), ["dup"]);
+}
+
+#[tokio::test]
+async fn invalid_names_and_options_are_refused() {
+    let workers = WorkerRegistry::new();
+    let err = workers.register("Send Email", |_| async { Ok(()) }).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidName { ref name, .. } if name == "Send Email"), "{err}");
+
+    let err = workers
+        .register_with("zero", WorkerOptions::new().timeout(Duration::ZERO), |_| async { Ok(()) })
+        .await
+        .unwrap_err();
+    assert!(err.is_validation() && err.to_string().contains("timeout"), "{err}");
+    assert!(workers.definitions().await.unwrap().is_empty());
+
+    workers.register("ok", |_| async { Ok(()) }).await.unwrap();
+    let err = workers.call("ok", Some(Duration::ZERO), None).await.unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert_eq!(workers.stats("ok").await.unwrap().runs, 0);
+}
+
+#[tokio::test]
+async fn a_handler_error_reaches_the_caller_unchanged_and_is_counted() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("validate", |ctx| async move {
+            ctx.payload()
+                .and_then(|p| p["to"].as_str())
+                .ok_or_else(|| Error::validation("'to' address required"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let err = workers.run("validate", None).await.unwrap_err();
+    assert!(err.is_validation());
+    assert_eq!(err.to_string(), "validation failed: 'to' address required");
+    workers.run("validate", Some(json!({ "to": "a@b.c" }))).await.unwrap();
+
+    let stats = workers.stats("validate").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.failed), (2, 1, 1));
+    assert_eq!(stats.last_error.as_deref(), Some("validation failed: 'to' address required"));
+    assert_eq!(stats.success_rate(), Some(0.5));
+}
+
+#[tokio::test]
+async fn question_mark_works_on_io_json_and_boxed_errors_in_handlers() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("io", |_| async {
+            tokio::fs::read("/definitely/not/here").await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers
+        .register("json", |_| async {
+            let _: Value = serde_json::from_str("{ nope")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert!(matches!(workers.run("io", None).await, Err(Error::Io(_))));
+    assert!(matches!(workers.run("json", None).await, Err(Error::Json(_))));
+}
+
+#[tokio::test]
+async fn a_panic_fails_only_its_own_run() {
+    quiet_worker_panics();
+    let workers = WorkerRegistry::new();
+    workers
+        .register("boom", |ctx| async move {
+            ctx.sleep(Duration::from_millis(1)).await;
+            panic!("worker panic: disk on fire");
+        })
+        .await
+        .unwrap();
+    workers
+        .register("boom-early", |_ctx| -> std::future::Ready<Result<()>> {
+            panic!("worker panic: before any future")
+        })
+        .await
+        .unwrap();
+    workers
+        .register("steady", |ctx| async move {
+            ctx.sleep(Duration::from_millis(5)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let steady = workers.call("steady", None, None).await.unwrap();
+    let err = workers.run("boom", None).await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.to_string(), "Worker 'boom' panicked: worker panic: disk on fire");
+    let err = workers.run("boom-early", None).await.unwrap_err();
+    assert_eq!(err.to_string(), "Worker 'boom-early' panicked: worker panic: before any future");
+    steady.await_result().await.unwrap();
+
+    let stats = workers.stats("boom").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.panicked), (1, 1, 1));
+    assert_eq!(workers.stats("boom-early").await.unwrap().panicked, 1);
+    assert!(workers.running().await.unwrap().is_empty());
+    workers.run("steady", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn definitions_are_sorted_and_running_lists_live_runs_oldest_first() {
+    let workers = WorkerRegistry::new();
+    for name in ["zeta", "alpha", "mid"] {
+        workers
+            .register(name, |ctx| async move {
+                ctx.cancelled().await;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(workers.definitions().await.unwrap(), ["alpha", "mid", "zeta"]);
+
+    let a = workers.call("alpha", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let b = workers.call("zeta", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let c = workers.call("alpha", None, None).await.unwrap();
+
+    assert_eq!(workers.running().await.unwrap(), [a.id(), b.id(), c.id()]);
+    assert_eq!(workers.running_for("alpha").await.unwrap(), [a.id(), c.id()]);
+    assert!(workers.running_for("mid").await.unwrap().is_empty());
+    assert_eq!(workers.stats("alpha").await.unwrap().running, 2);
+
+    b.cancel().await.unwrap();
+    assert!(b.await_result().await.unwrap_err().is_cancelled());
+    assert_eq!(workers.running().await.unwrap(), [a.id(), c.id()]);
+    workers.shutdown().await.unwrap();
+    assert!(workers.running().await.unwrap().is_empty());
+}
+
+#[test]
+fn calling_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let workers = WorkerRegistry::new();
+    futures::executor::block_on(async {
+        workers.register("w", |_| async { Ok(()) }).await.unwrap();
+        let err = workers.call("w", None, None).await.unwrap_err();
+        assert!(err.is_internal() && err.to_string().contains("tokio runtime"), "{err}");
+        let stats = workers.stats("w").await.unwrap();
+        assert_eq!((stats.runs, stats.running), (0, 0));
+    });
+}
+
+#[tokio::test]
+async fn ids_are_unique_and_match_between_handle_and_context() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("who", |ctx| async move {
+            let id = ctx.run_id().to_owned();
+            let name = ctx.worker_name().to_owned();
+            ctx.emit(json!({ "id": id, "name": name }))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let mut handle = workers.call("who", None, None).await.unwrap();
+        let message = handle.recv().await.unwrap();
+        assert_eq!(message["id"], handle.id());
+        assert_eq!(message["name"], "who");
+        assert_eq!(handle.id().len(), 36);
+        assert!(seen.insert(handle.id().to_owned()));
+    }
+}
