@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::lifecycle::{drive, RunGuard};
+use crate::lifecycle::{panic_message, Driver, Outcome, RunGuard};
 use crate::stats::Counters;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
 
@@ -12,7 +13,7 @@ use crate::{Error, Result, WorkerContext, WorkerOptions};
 ///
 /// Monomorphised per handler type, so the task holds the handler's future inline instead
 /// of boxing it.
-pub(crate) type Spawner = Box<dyn Fn(RunGuard) + Send + Sync>;
+pub(crate) type Spawner = Box<dyn Fn(RunGuard, Option<Duration>) + Send + Sync>;
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
@@ -40,12 +41,16 @@ impl Definition {
                 "worker '{name}': timeout must be greater than zero"
             )));
         }
-        let spawn: Spawner = Box::new(move |guard: RunGuard| {
+        let spawn: Spawner = Box::new(move |mut guard: RunGuard, timeout| {
             let ctx = WorkerContext::new(Arc::clone(&guard.run));
             // The closure's synchronous part runs here, like the argument of
             // `tokio::spawn`; a panic in it is the run's panic, not the caller's.
-            let started = catch_unwind(AssertUnwindSafe(|| handler(ctx)));
-            tokio::spawn(drive(guard, started));
+            match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+                Ok(future) => {
+                    tokio::spawn(Driver::new(guard, future, timeout));
+                }
+                Err(panic) => guard.finish(Outcome::Panicked(panic_message(&*panic))),
+            }
         });
         Ok(Self {
             name: name.into_boxed_str(),

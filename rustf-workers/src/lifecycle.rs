@@ -2,14 +2,15 @@
 //! panics, then reach exactly one terminal state and record it once.
 
 use std::any::Any;
-use std::future::{poll_fn, Future};
-use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 
 use crate::registry::Shared;
 use crate::run::Run;
@@ -43,7 +44,7 @@ impl RunGuard {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -94,55 +95,96 @@ impl Drop for RunGuard {
     }
 }
 
-/// The run's task: the handler's future raced against the abort signal and the timeout.
-pub(crate) async fn drive<Fut>(mut guard: RunGuard, started: std::thread::Result<Fut>)
+pin_project! {
+    /// The run's task: the handler's future raced against the abort signal and the
+    /// timeout. Written out as a state machine rather than an `async fn` so the handler's
+    /// future is stored once, inline, and dropped before the outcome is published.
+    #[project = DriverProj]
+    #[project_replace = DriverDone]
+    pub(crate) enum Driver<Fut> {
+        Running {
+            #[pin]
+            handler: Fut,
+            // Boxed: a run without a timeout does not pay for a timer's space.
+            timer: Option<(Pin<Box<Sleep>>, Duration)>,
+            guard: RunGuard,
+        },
+        Finished,
+    }
+}
+
+impl<Fut> Driver<Fut>
 where
     Fut: Future<Output = Result<()>>,
 {
-    let outcome = match started {
-        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-        Ok(future) => {
-            let run = &*guard.run;
-            let mut handler = pin!(AssertUnwindSafe(future).catch_unwind());
-            // A timeout too far away to represent is no timeout.
-            let deadline = run
-                .timeout
-                .and_then(|after| Some((run.started.checked_add(after)?, after)));
-            let mut timer = pin!(async move {
-                match deadline {
-                    Some((at, after)) => {
-                        tokio::time::sleep_until(at).await;
-                        after
-                    }
-                    None => std::future::pending().await,
-                }
-            });
-            poll_fn(|cx| {
-                run.task.register(cx.waker());
-                if let Some(reason) = run.abort_reason() {
-                    return Poll::Ready(Outcome::Cancelled(reason));
-                }
-                if let Poll::Ready(result) = handler.as_mut().poll(cx) {
-                    return Poll::Ready(match result {
-                        Ok(Ok(())) => Outcome::Completed,
-                        Ok(Err(err)) => Outcome::Failed(err),
-                        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-                    });
-                }
-                if let Poll::Ready(after) = timer.as_mut().poll(cx) {
-                    return Poll::Ready(Outcome::TimedOut(after));
-                }
-                Poll::Pending
-            })
-            .await
-            // The handler's future is dropped here, before the outcome is published, so
-            // whatever it held is released by the time the caller resumes.
+    pub(crate) fn new(guard: RunGuard, handler: Fut, timeout: Option<Duration>) -> Self {
+        // A timeout too far away to represent is no timeout.
+        let timer = timeout.and_then(|after| {
+            let deadline = guard.run.started.checked_add(after)?;
+            Some((Box::pin(tokio::time::sleep_until(deadline)), after))
+        });
+        Self::Running {
+            handler,
+            timer,
+            guard,
         }
-    };
-    guard.finish(outcome);
+    }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+impl<Fut> Future for Driver<Fut>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let DriverProj::Running {
+            handler,
+            timer,
+            guard,
+        } = self.as_mut().project()
+        else {
+            return Poll::Ready(());
+        };
+        let run = &*guard.run;
+        run.task.register(cx.waker());
+        let outcome = if let Some(reason) = run.abort_reason() {
+            Outcome::Cancelled(reason)
+        } else if let Poll::Ready(result) = poll_caught(handler, cx) {
+            match result {
+                Ok(Ok(())) => Outcome::Completed,
+                Ok(Err(err)) => Outcome::Failed(err),
+                Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+            }
+        } else if let Some((sleep, after)) = timer {
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Outcome::TimedOut(*after),
+                Poll::Pending => return Poll::Pending,
+            }
+        } else {
+            return Poll::Pending;
+        };
+        // Drops the handler's future in place, so whatever it held is released before
+        // the caller learns the outcome.
+        if let DriverDone::Running { mut guard, .. } = self.project_replace(Self::Finished) {
+            guard.finish(outcome);
+        }
+        Poll::Ready(())
+    }
+}
+
+fn poll_caught<Fut: Future>(
+    future: Pin<&mut Fut>,
+    cx: &mut Context<'_>,
+) -> Poll<std::thread::Result<Fut::Output>> {
+    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+        Err(panic) => Poll::Ready(Err(panic)),
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -270,7 +270,6 @@ impl WorkerRegistry {
             Arc::clone(&definition),
             payload,
             shared.config.load_full(),
-            timeout.or(definition.options.default_timeout()),
             shared.message_capacity.load(Ordering::Relaxed),
         ));
         definition.counters.started();
@@ -286,7 +285,7 @@ impl WorkerRegistry {
                 run.abort(CancelReason::Shutdown);
             }
         }
-        (definition.spawn)(guard);
+        (definition.spawn)(guard, timeout.or(definition.options.default_timeout()));
         Ok(WorkerHandle::new(run))
     }
 

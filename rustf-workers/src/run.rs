@@ -1,10 +1,11 @@
 //! The state one run shares between its task, its context and its handle.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 use serde_json::Value;
@@ -36,17 +37,17 @@ pub(crate) struct Run {
     pub(crate) payload: Option<Value>,
     pub(crate) config: Arc<AppConfig>,
     pub(crate) started: Instant,
-    pub(crate) timeout: Option<Duration>,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
-    /// Workers waiting in `WorkerContext::cancelled`.
-    stop_waiters: Notify,
+    /// The handle's task, woken when a message arrives or the run ends. One reader at a
+    /// time (`recv` takes `&mut`, `await_result` takes the handle), so no queue of waiters.
+    reader: AtomicWaker,
+    /// Waiters on the context side: `cancelled()` (a stop request) and `emit_wait` (room
+    /// in the buffer, the reader left, or the run ended). Rare, so they share one list and
+    /// re-check their own condition when woken.
+    waiters: Notify,
     mailbox: Mutex<Mailbox>,
-    /// Wakes the handle: a message arrived, or the run ended.
-    readable: Notify,
-    /// Wakes `emit_wait`: the buffer has room, the reader left, or the run ended.
-    writable: Notify,
     capacity: usize,
     state: Mutex<HashMap<String, Value>>,
 }
@@ -56,6 +57,8 @@ struct Mailbox {
     /// Whether a handle still reads messages; once it is gone, `emit` discards them.
     attached: bool,
     closed: bool,
+    /// An `emit_wait` is waiting for room; whoever makes room wakes the waiters.
+    writer_waiting: bool,
     outcome: Option<Result<()>>,
 }
 
@@ -64,7 +67,6 @@ impl Run {
         definition: Arc<Definition>,
         payload: Option<Value>,
         config: Arc<AppConfig>,
-        timeout: Option<Duration>,
         capacity: usize,
     ) -> Self {
         let uuid = Uuid::new_v4();
@@ -77,18 +79,17 @@ impl Run {
             payload,
             config,
             started: Instant::now(),
-            timeout,
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
-            stop_waiters: Notify::new(),
+            reader: AtomicWaker::new(),
+            waiters: Notify::new(),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
                 attached: true,
                 closed: false,
+                writer_waiting: false,
                 outcome: None,
             }),
-            readable: Notify::new(),
-            writable: Notify::new(),
             capacity,
             state: Mutex::new(HashMap::new()),
         }
@@ -108,7 +109,7 @@ impl Run {
     pub(crate) fn request_stop(&self) {
         // AcqRel: a worker that sees STOP also sees everything the requester did before.
         if self.signal.fetch_or(STOP, Ordering::AcqRel) & STOP == 0 {
-            self.stop_waiters.notify_waiters();
+            self.waiters.notify_waiters();
         }
     }
 
@@ -140,7 +141,7 @@ impl Run {
             }
         }
         if current & STOP == 0 {
-            self.stop_waiters.notify_waiters();
+            self.waiters.notify_waiters();
         }
         self.task.wake();
         true
@@ -169,7 +170,7 @@ impl Run {
 
     pub(crate) async fn stop_requested(&self) {
         loop {
-            let mut notified = pin!(self.stop_waiters.notified());
+            let mut notified = pin!(self.waiters.notified());
             // Register before checking, so a request between the check and the await
             // still wakes us.
             notified.as_mut().enable();
@@ -204,15 +205,17 @@ impl Run {
         }
         mailbox.queue.push_back(message);
         drop(mailbox);
-        self.readable.notify_one();
+        self.reader.wake();
         Ok(())
     }
 
     /// Queues a message, waiting for room while the buffer is full.
     pub(crate) async fn emit_wait(&self, message: Value) -> Result<()> {
         loop {
-            let mut writable = pin!(self.writable.notified());
-            writable.as_mut().enable();
+            let mut room = pin!(self.waiters.notified());
+            // Register before checking, so room made between the check and the await
+            // still wakes us.
+            room.as_mut().enable();
             {
                 let mut mailbox = self.mailbox();
                 if mailbox.closed {
@@ -224,66 +227,82 @@ impl Run {
                 if mailbox.queue.len() < self.capacity {
                     mailbox.queue.push_back(message);
                     drop(mailbox);
-                    self.readable.notify_one();
+                    self.reader.wake();
                     return Ok(());
                 }
+                mailbox.writer_waiting = true;
             }
-            writable.await;
+            room.await;
         }
     }
 
     /// The next message; `None` once the run has ended and every message was read.
     pub(crate) async fn recv(&self) -> Option<Value> {
-        loop {
-            {
-                let mut mailbox = self.mailbox();
-                let was_full = mailbox.queue.len() >= self.capacity;
-                if let Some(message) = mailbox.queue.pop_front() {
-                    drop(mailbox);
-                    if was_full {
-                        self.writable.notify_waiters();
-                    }
-                    return Some(message);
-                }
-                if mailbox.closed {
-                    return None;
-                }
-            }
-            // `notify_one` leaves a permit when nobody waits yet, so a message queued
-            // between the check above and this await is not missed.
-            self.readable.notified().await;
+        poll_fn(|cx| self.poll_reader(cx, Self::try_recv)).await
+    }
+
+    /// Waits for the outcome and takes it. Only the handle calls this, once.
+    pub(crate) async fn outcome(&self) -> Result<()> {
+        poll_fn(|cx| {
+            self.poll_reader(cx, |run| run.mailbox().outcome.take())
+        })
+        .await
+    }
+
+    /// Checks, and only if there is nothing yet registers the reader and checks again:
+    /// a ready reader leaves no waker behind to be woken for nothing.
+    fn poll_reader<T>(&self, cx: &mut Context<'_>, check: impl Fn(&Self) -> Option<T>) -> Poll<T> {
+        if let Some(ready) = check(self) {
+            return Poll::Ready(ready);
         }
+        self.reader.register(cx.waker());
+        match check(self) {
+            Some(ready) => Poll::Ready(ready),
+            None => Poll::Pending,
+        }
+    }
+
+    /// `Some(message)`, `Some(None)` at the end of the stream, `None` for "not yet".
+    fn try_recv(&self) -> Option<Option<Value>> {
+        let mut mailbox = self.mailbox();
+        if let Some(message) = mailbox.queue.pop_front() {
+            let wake_writers = std::mem::take(&mut mailbox.writer_waiting);
+            drop(mailbox);
+            if wake_writers {
+                self.waiters.notify_waiters();
+            }
+            return Some(Some(message));
+        }
+        mailbox.closed.then_some(None)
     }
 
     /// The reader is gone: drop what it did not read, and discard what comes later.
     pub(crate) fn detach(&self) {
-        let unread = {
+        let (unread, wake_writers) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
-            std::mem::take(&mut mailbox.queue)
+            (
+                std::mem::take(&mut mailbox.queue),
+                std::mem::take(&mut mailbox.writer_waiting),
+            )
         };
-        self.writable.notify_waiters();
+        if wake_writers {
+            self.waiters.notify_waiters();
+        }
         drop(unread);
     }
 
     /// Ends the message stream and stores the outcome for the handle.
     pub(crate) fn close(&self, outcome: Result<()>) {
-        {
+        let wake_writers = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
             mailbox.outcome = Some(outcome);
-        }
-        self.readable.notify_one();
-        self.writable.notify_waiters();
-    }
-
-    /// Waits for the outcome and takes it. Only the handle calls this, once.
-    pub(crate) async fn outcome(&self) -> Result<()> {
-        loop {
-            if let Some(outcome) = self.mailbox().outcome.take() {
-                return outcome;
-            }
-            self.readable.notified().await;
+            std::mem::take(&mut mailbox.writer_waiting)
+        };
+        self.reader.wake();
+        if wake_writers {
+            self.waiters.notify_waiters();
         }
     }
 
