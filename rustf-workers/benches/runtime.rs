@@ -15,6 +15,7 @@ use rustf_workers::prelude::*;
 struct Counting;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static ALLOCATIONS: AtomicIsize = AtomicIsize::new(0);
 
 // Allowed: a global allocator is unsafe by contract; this one only forwards to `System`
 // and counts.
@@ -22,6 +23,7 @@ static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -29,13 +31,20 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
 }
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+fn selected(label: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| label.contains(&only))
+}
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
@@ -60,12 +69,19 @@ where
         let round = bare();
         async move { tokio::spawn(round).await.unwrap() }
     };
-    if std::env::var("BENCH_ONLY").is_ok_and(|only| !label.contains(&only)) {
+    if !selected(label) {
         return;
     }
     let rounds = if quick() { 3 } else { 11 };
     let mut ours_ns = Vec::new();
     let mut bare_ns = Vec::new();
+    // `BENCH_SIDE=ours` or `bare` runs one side alone, for an instruction count under
+    // `valgrind --tool=callgrind`.
+    match std::env::var("BENCH_SIDE").as_deref() {
+        Ok("ours") => return rt.block_on(ours()),
+        Ok("bare") => return rt.block_on(bare()),
+        _ => {}
+    }
     // One warm-up round of each, not recorded.
     rt.block_on(ours());
     rt.block_on(bare());
@@ -109,7 +125,9 @@ fn main() {
     let rt_multi = runtime(2);
     let rt_single = runtime(1);
     rt_multi.block_on(async {
-        WORKER::register("noop", |_ctx| async { Ok(()) }).await.unwrap();
+        WORKER::register("noop", |_ctx| async { Ok(()) })
+            .await
+            .unwrap();
         WORKER::register("stream", |ctx| async move {
             let n = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
             for i in 0..n {
@@ -207,6 +225,31 @@ fn main() {
 
     // Memory per parked run: 100k runs asleep, against 100k bare tasks asleep on the same
     // future. Both keep a handle, as a caller would.
+    if !selected("memory per parked run") {
+        return;
+    }
+    let runs = 10_000;
+    let (ours, bare) = rt_single.block_on(async move {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..runs {
+            WORKER::run("noop", None).await.unwrap();
+        }
+        let ours = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..runs {
+            tokio::spawn(async {}).await.unwrap();
+        }
+        (ours, ALLOCATIONS.load(Ordering::SeqCst) - before)
+    });
+    println!();
+    println!("| allocations per no-op run | rustf-workers | bare tokio |");
+    println!("|---|---|---|");
+    println!(
+        "| heap allocations | {:.2} | {:.2} |",
+        ours as f64 / runs as f64,
+        bare as f64 / runs as f64
+    );
+
     let parked = (100_000 / scale) as usize;
     let (ours, bare, future) = rt_multi.block_on(async move {
         let before = LIVE_BYTES.load(Ordering::SeqCst);
@@ -248,7 +291,10 @@ fn main() {
     println!("|---|---|");
     println!("| rustf-workers run (task, run state, handle slot) | {ours:.0} |");
     println!("| the handler's own future (`size_of_val`) | {future} |");
-    println!("| rustf-workers beyond the handler's own future | {:.0} |", ours - future as f64);
+    println!(
+        "| rustf-workers beyond the handler's own future | {:.0} |",
+        ours - future as f64
+    );
     println!("| bare `tokio::spawn` of a sleeping task | {bare:.0} |");
 }
 

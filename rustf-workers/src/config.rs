@@ -60,7 +60,9 @@ impl AppConfig {
         match self.value_at(path) {
             None => Ok(None),
             Some(value) => T::deserialize(value).map(Some).map_err(|err| {
-                Error::validation(format!("config value at `{path}` has the wrong type: {err}"))
+                Error::validation(format!(
+                    "config value at `{path}` has the wrong type: {err}"
+                ))
             }),
         }
     }
@@ -70,11 +72,12 @@ impl AppConfig {
         if path.is_empty() {
             return Some(&self.root);
         }
-        path.split('.').try_fold(&self.root, |node, segment| match node {
-            Value::Object(map) => map.get(segment),
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+        path.split('.')
+            .try_fold(&self.root, |node, segment| match node {
+                Value::Object(map) => map.get(segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            })
     }
 
     /// The whole document.
@@ -121,7 +124,9 @@ mod tests {
     #[test]
     fn parses_json_text() {
         assert_eq!(
-            AppConfig::from_json_str(r#"{"a":{"b":1}}"#).unwrap().get::<i64>("a.b"),
+            AppConfig::from_json_str(r#"{"a":{"b":1}}"#)
+                .unwrap()
+                .get::<i64>("a.b"),
             Some(1)
         );
         assert!(matches!(AppConfig::from_json_str("{"), Err(Error::Json(_))));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lifecycle::{panic_message, Driver, Outcome, RunGuard};
+use crate::live::LiveRuns;
 use crate::stats::Counters;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
 
@@ -22,6 +23,8 @@ pub(crate) struct Definition {
     pub(crate) origin: String,
     pub(crate) spawn: Spawner,
     pub(crate) counters: Counters,
+    /// The registry's live runs, reached by finishing runs without the registry.
+    pub(crate) live: Arc<LiveRuns>,
 }
 
 impl Definition {
@@ -29,6 +32,7 @@ impl Definition {
         name: String,
         options: WorkerOptions,
         origin: String,
+        live: Arc<LiveRuns>,
         handler: F,
     ) -> Result<Self>
     where
@@ -58,6 +62,7 @@ impl Definition {
             origin,
             spawn,
             counters: Counters::default(),
+            live,
         })
     }
 }

@@ -127,7 +127,9 @@ pub enum Error {
     },
 
     /// A message was emitted through a context whose run has already ended.
-    #[error("run '{run_id}' of worker '{worker}' has already finished: its message stream is closed")]
+    #[error(
+        "run '{run_id}' of worker '{worker}' has already finished: its message stream is closed"
+    )]
     RunFinished {
         /// The worker's name.
         worker: String,
@@ -301,14 +303,20 @@ mod tests {
             worker: "slow-task".into(),
             after: Duration::from_secs(5),
         };
-        assert_eq!(timed_out.to_string(), "Worker 'slow-task' timed out after 5s");
+        assert_eq!(
+            timed_out.to_string(),
+            "Worker 'slow-task' timed out after 5s"
+        );
         assert!(timed_out.is_timeout());
 
         let cancelled = Error::Cancelled {
             worker: "w".into(),
             reason: CancelReason::Shutdown,
         };
-        assert_eq!(cancelled.to_string(), "Worker 'w' was cancelled by shutdown");
+        assert_eq!(
+            cancelled.to_string(),
+            "Worker 'w' was cancelled by shutdown"
+        );
         assert!(cancelled.is_cancelled() && !cancelled.is_timeout());
     }
 

@@ -36,7 +36,6 @@ use crate::{
 /// # }
 /// ```
 // The all-caps name is the public API contract (the RustF worker system).
-#[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, Copy)]
 pub struct WORKER;
 

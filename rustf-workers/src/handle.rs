@@ -41,11 +41,16 @@ use crate::{CancelReason, Error, Result};
 /// ```
 pub struct WorkerHandle {
     run: Arc<Run>,
+    /// `await_result` already detached the reader; dropping has nothing left to do.
+    detached: bool,
 }
 
 impl WorkerHandle {
     pub(crate) fn new(run: Arc<Run>) -> Self {
-        Self { run }
+        Self {
+            run,
+            detached: false,
+        }
     }
 
     /// The run's id, for [`WORKER::cancel`](crate::WORKER::cancel) and the listings.
@@ -102,15 +107,18 @@ impl WorkerHandle {
     ///
     /// Dropping the future before it completes is like dropping the handle: the run goes
     /// on, and its result is discarded.
-    pub async fn await_result(self) -> Result<()> {
-        self.run.detach();
+    pub async fn await_result(mut self) -> Result<()> {
+        self.detached = true;
         self.run.outcome().await
     }
 }
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        self.run.detach();
+        if !self.detached {
+            // An outcome already stored is dropped with the run.
+            drop(self.run.detach());
+        }
     }
 }
 

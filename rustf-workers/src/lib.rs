@@ -47,6 +47,7 @@ mod handle;
 mod lifecycle;
 mod live;
 mod options;
+mod padded;
 mod registry;
 mod run;
 mod stats;

@@ -12,7 +12,6 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use crate::registry::Shared;
 use crate::run::Run;
 use crate::stats::Ending;
 use crate::{CancelReason, Error, Result};
@@ -31,15 +30,13 @@ pub(crate) enum Outcome {
 /// admitted run reaches a terminal state and is counted once.
 pub(crate) struct RunGuard {
     pub(crate) run: Arc<Run>,
-    shared: Arc<Shared>,
     finished: bool,
 }
 
 impl RunGuard {
-    pub(crate) fn new(run: Arc<Run>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(run: Arc<Run>) -> Self {
         Self {
             run,
-            shared,
             finished: false,
         }
     }
@@ -49,8 +46,9 @@ impl RunGuard {
             return;
         }
         let run = &*self.run;
+        let definition = &*run.definition;
         run.mark_finished();
-        self.shared.live.remove(run.key);
+        definition.live.remove(run.key);
 
         let worker = run.worker_name();
         let (ending, result) = match outcome {
@@ -81,11 +79,13 @@ impl RunGuard {
         let elapsed = run.started.elapsed();
         let error = result.as_ref().err().map(ToString::to_string);
         log_ending(run, ending, elapsed, error.as_deref());
-        // Statistics first, then the outcome: a caller that awaited the result reads
-        // statistics that already include this run, and never finds it in `running()`.
-        run.definition.counters.finished(ending, elapsed, error);
+        // Unlisted, counted, published, settled, in that order: a caller that awaited the
+        // result never finds the run in `running()` and reads statistics that include it;
+        // `shutdown` returns only after the outcome is out.
+        definition.counters.record(ending, elapsed, error);
         run.close(result);
-        self.shared.run_ended();
+        definition.counters.settle();
+        definition.live.settled();
     }
 }
 

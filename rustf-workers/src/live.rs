@@ -1,30 +1,79 @@
-//! The table of live runs, sharded so concurrent calls rarely share a lock.
+//! The registry's live runs, sharded so concurrent calls rarely share a lock, and its
+//! admission phase.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::Notify;
+
+use crate::padded::Padded;
 use crate::run::Run;
 
 const SHARDS: usize = 32;
 
-/// Live runs by key. Each shard's lock is held for one map operation, never across an
-/// await or user code.
+/// Whether the registry admits new runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Open = 0,
+    /// Shutdown started: no new runs; running ones were asked to stop.
+    Stopping = 1,
+    /// The grace period is over: running ones are being cancelled.
+    Aborting = 2,
+}
+
+/// Live runs by key, and the admission phase. Shared by the registry and each of its
+/// definitions, so a finishing run reaches it without going through the registry. Each
+/// shard's lock is held for one map operation, never across an await or user code.
 pub(crate) struct LiveRuns {
     shards: [Padded<Mutex<Map>>; SHARDS],
+    phase: AtomicU8,
+    /// Wakes `shutdown` when a run settles.
+    idle: Notify,
 }
 
 type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
-
-/// Keeps each shard's lock on its own cache line, so two cores working on neighbouring
-/// shards do not contend.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 impl LiveRuns {
     pub(crate) fn new() -> Self {
         Self {
             shards: std::array::from_fn(|_| Padded(Mutex::new(Map::default()))),
+            phase: AtomicU8::new(Phase::Open as u8),
+            idle: Notify::new(),
+        }
+    }
+
+    /// SeqCst: see `Counters::admit`.
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::SeqCst) {
+            0 => Phase::Open,
+            1 => Phase::Stopping,
+            _ => Phase::Aborting,
+        }
+    }
+
+    /// Moves to `phase` unless already there or past it; `true` if this call moved it.
+    pub(crate) fn advance(&self, phase: Phase) -> bool {
+        self.phase.fetch_max(phase as u8, Ordering::SeqCst) < phase as u8
+    }
+
+    /// A run settled, or an admission was taken back: wake `shutdown` if it waits.
+    pub(crate) fn settled(&self) {
+        if self.phase() != Phase::Open {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until `in_flight` returns 0, re-checking each time a run settles.
+    pub(crate) async fn wait_idle(&self, in_flight: impl Fn() -> u64) {
+        loop {
+            let mut idle = std::pin::pin!(self.idle.notified());
+            idle.as_mut().enable();
+            if in_flight() == 0 {
+                return;
+            }
+            idle.await;
         }
     }
 
@@ -32,7 +81,10 @@ impl LiveRuns {
         // Run keys are random uuids: the high bits pick the shard, the low bits the bucket.
         let index = (key >> 96) as usize % SHARDS;
         // Never held across user code, so a poisoned shard is still consistent.
-        self.shards[index].0.lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[index]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn insert(&self, run: Arc<Run>) {

@@ -4,22 +4,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use tokio::sync::Notify;
 
 use crate::definition::Definition;
 use crate::lifecycle::RunGuard;
-use crate::live::LiveRuns;
+use crate::live::{LiveRuns, Phase};
 use crate::run::Run;
 use crate::{
-    AppConfig, CancelReason, Error, Result, WorkerContext, WorkerHandle, WorkerOptions,
-    WorkerStats,
+    AppConfig, CancelReason, Error, Result, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -28,12 +25,6 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Default number of unread messages a run buffers for its handle.
 pub const DEFAULT_MESSAGE_CAPACITY: usize = 1024;
-
-const OPEN: u8 = 0;
-/// Shutdown started: no new runs; running ones were asked to stop.
-const STOPPING: u8 = 1;
-/// The grace period is over: running ones are being cancelled.
-const ABORTING: u8 = 2;
 
 /// A set of worker definitions and their runs.
 ///
@@ -67,60 +58,36 @@ const ABORTING: u8 = 2;
 /// ```
 #[derive(Clone)]
 pub struct WorkerRegistry {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Shared {
-    definitions: ArcSwap<BTreeMap<Box<str>, Arc<Definition>>>,
-    /// Serialises registrations; lookups never take it.
-    registering: Mutex<()>,
-    pub(crate) live: LiveRuns,
-    /// Admitted runs not yet terminal.
-    in_flight: AtomicUsize,
-    phase: AtomicU8,
-    idle: Notify,
-    config: ArcSwap<AppConfig>,
+struct Inner {
+    /// What a call needs to look up, in one lock-free load.
+    catalog: ArcSwap<Catalog>,
+    /// Serialises writers of `catalog`; lookups never take it.
+    writing: Mutex<()>,
+    live: Arc<LiveRuns>,
     grace_ms: AtomicU64,
     message_capacity: AtomicUsize,
 }
 
-impl Shared {
-    /// Called once per run, after its outcome is published.
-    pub(crate) fn run_ended(&self) {
-        // SeqCst, with the phase load: pairs with `shutdown`, which stores the phase and
-        // then reads `in_flight`. One of the two sees the other, so the last run to end
-        // during shutdown always wakes it.
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.phase.load(Ordering::SeqCst) != OPEN
-        {
-            self.idle.notify_waiters();
-        }
-    }
-
-    async fn wait_idle(&self) {
-        loop {
-            let mut idle = pin!(self.idle.notified());
-            idle.as_mut().enable();
-            if self.in_flight.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            idle.await;
-        }
-    }
+#[derive(Clone)]
+struct Catalog {
+    definitions: BTreeMap<Box<str>, Arc<Definition>>,
+    config: Arc<AppConfig>,
 }
 
 impl WorkerRegistry {
     /// An empty registry with default settings.
     pub fn new() -> Self {
         Self {
-            shared: Arc::new(Shared {
-                definitions: ArcSwap::from_pointee(BTreeMap::new()),
-                registering: Mutex::new(()),
-                live: LiveRuns::new(),
-                in_flight: AtomicUsize::new(0),
-                phase: AtomicU8::new(OPEN),
-                idle: Notify::new(),
-                config: ArcSwap::from_pointee(AppConfig::default()),
+            inner: Arc::new(Inner {
+                catalog: ArcSwap::from_pointee(Catalog {
+                    definitions: BTreeMap::new(),
+                    config: Arc::default(),
+                }),
+                writing: Mutex::new(()),
+                live: Arc::new(LiveRuns::new()),
                 grace_ms: AtomicU64::new(DEFAULT_SHUTDOWN_GRACE.as_millis() as u64),
                 message_capacity: AtomicUsize::new(DEFAULT_MESSAGE_CAPACITY),
             }),
@@ -180,40 +147,55 @@ impl WorkerRegistry {
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let origin = format!("`register` at {}", Location::caller());
-        let result = Definition::new(name.into(), options, origin, handler)
+        let live = Arc::clone(&self.inner.live);
+        let result = Definition::new(name.into(), options, origin, live, handler)
             .and_then(|definition| self.insert(definition));
         std::future::ready(result)
     }
 
     pub(crate) fn insert(&self, definition: Definition) -> Result<()> {
-        let _writer = self
-            .shared
-            .registering
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let current = self.shared.definitions.load();
-        if let Some(existing) = current.get(&definition.name) {
-            return Err(Error::AlreadyRegistered {
-                name: definition.name.into(),
-                first: existing.origin.clone(),
-                second: definition.origin,
-            });
-        }
-        let mut next = BTreeMap::clone(&current);
-        next.insert(definition.name.clone(), Arc::new(definition));
-        self.shared.definitions.store(Arc::new(next));
-        Ok(())
+        self.update_catalog(|catalog| {
+            if let Some(existing) = catalog.definitions.get(&definition.name) {
+                return Err(Error::AlreadyRegistered {
+                    name: definition.name.into(),
+                    first: existing.origin.clone(),
+                    second: definition.origin,
+                });
+            }
+            catalog
+                .definitions
+                .insert(definition.name.clone(), Arc::new(definition));
+            Ok(())
+        })
+    }
+
+    /// Copy, change, swap: writers are rare and serialised, readers never wait.
+    fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        let _writer = self.inner.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = Catalog::clone(&self.inner.catalog.load());
+        let result = change(&mut next)?;
+        self.inner.catalog.store(Arc::new(next));
+        Ok(result)
     }
 
     fn definition(&self, name: &str) -> Result<Arc<Definition>> {
-        self.shared
-            .definitions
+        self.inner
+            .catalog
             .load()
+            .definitions
             .get(name)
             .cloned()
-            .ok_or_else(|| Error::NotRegistered {
-                name: name.to_owned(),
-            })
+            .ok_or_else(|| not_registered(name))
+    }
+
+    /// Runs admitted and not yet settled, over every definition.
+    fn in_flight(&self) -> u64 {
+        let catalog = self.inner.catalog.load();
+        catalog
+            .definitions
+            .values()
+            .map(|definition| definition.counters.in_flight())
+            .sum()
     }
 
     // ---- running ----
@@ -247,45 +229,50 @@ impl WorkerRegistry {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
-        let definition = self.definition(name)?;
+        let catalog = self.inner.catalog.load();
+        let definition = catalog
+            .definitions
+            .get(name)
+            .ok_or_else(|| not_registered(name))?;
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
                 "call of worker '{name}': timeout must be greater than zero"
             )));
         }
-        if tokio::runtime::Handle::try_current().is_err() {
+        // Inside a tokio task (the usual caller) spawning is sure to work; only outside
+        // one is the costlier runtime lookup needed.
+        if tokio::task::try_id().is_none() && tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::internal(format!(
                 "worker '{name}' was called outside a tokio runtime"
             )));
         }
-        let shared = &self.shared;
-        // SeqCst: see `Shared::run_ended`.
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        if shared.phase.load(Ordering::SeqCst) != OPEN {
-            shared.run_ended();
+        let live = &*self.inner.live;
+        definition.counters.admit();
+        if live.phase() != Phase::Open {
+            definition.counters.unadmit();
+            live.settled();
             return Err(Error::ShuttingDown);
         }
 
         let run = Arc::new(Run::new(
-            Arc::clone(&definition),
+            Arc::clone(definition),
             payload,
-            shared.config.load_full(),
-            shared.message_capacity.load(Ordering::Relaxed),
+            Arc::clone(&catalog.config),
+            self.inner.message_capacity.load(Ordering::Relaxed),
         ));
-        definition.counters.started();
-        shared.live.insert(Arc::clone(&run));
-        let guard = RunGuard::new(Arc::clone(&run), Arc::clone(shared));
+        live.insert(Arc::clone(&run));
         // A shutdown that began after the check above may have swept the live table
         // before the insert; the shard lock orders the two, so if the sweep missed this
         // run, this load sees its phase.
-        match shared.phase.load(Ordering::SeqCst) {
-            OPEN => {}
-            STOPPING => run.request_stop(),
-            _ => {
+        match live.phase() {
+            Phase::Open => {}
+            Phase::Stopping => run.request_stop(),
+            Phase::Aborting => {
                 run.abort(CancelReason::Shutdown);
             }
         }
-        (definition.spawn)(guard, timeout.or(definition.options.default_timeout()));
+        let timeout = timeout.or(definition.options.default_timeout());
+        (definition.spawn)(RunGuard::new(Arc::clone(&run)), timeout);
         Ok(WorkerHandle::new(run))
     }
 
@@ -309,7 +296,7 @@ impl WorkerRegistry {
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
         let run = uuid::Uuid::try_parse(run_id)
             .ok()
-            .and_then(|id| self.shared.live.get(id.as_u128()));
+            .and_then(|id| self.inner.live.get(id.as_u128()));
         match run {
             Some(run) if run.abort(CancelReason::Requested) => Ok(()),
             _ => Err(Error::RunNotFound {
@@ -327,9 +314,10 @@ impl WorkerRegistry {
     /// None today; the `Result` is part of the seed API.
     pub async fn definitions(&self) -> Result<Vec<String>> {
         Ok(self
-            .shared
-            .definitions
+            .inner
+            .catalog
             .load()
+            .definitions
             .keys()
             .map(|name| name.to_string())
             .collect())
@@ -355,7 +343,7 @@ impl WorkerRegistry {
     }
 
     fn live_ids(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
-        self.shared
+        self.inner
             .live
             .snapshot()
             .iter()
@@ -383,12 +371,17 @@ impl WorkerRegistry {
     /// Replaces the settings workers read through [`WorkerContext::config`]. Runs that
     /// start afterwards see the new value; running ones keep theirs.
     pub fn set_config(&self, config: AppConfig) {
-        self.shared.config.store(Arc::new(config));
+        let config = Arc::new(config);
+        let swapped = self.update_catalog(|catalog| {
+            catalog.config = config;
+            Ok(())
+        });
+        debug_assert!(swapped.is_ok(), "replacing the config cannot fail");
     }
 
     /// The settings new runs will get.
     pub fn config(&self) -> Arc<AppConfig> {
-        self.shared.config.load_full()
+        Arc::clone(&self.inner.catalog.load().config)
     }
 
     /// Sets how long [`shutdown`](Self::shutdown) lets running workers finish on their own
@@ -396,12 +389,12 @@ impl WorkerRegistry {
     pub fn set_shutdown_grace(&self, grace: Duration) {
         let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
         // Relaxed: a setting read once per shutdown; no other data depends on it.
-        self.shared.grace_ms.store(ms, Ordering::Relaxed);
+        self.inner.grace_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The current shutdown grace period.
     pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.shared.grace_ms.load(Ordering::Relaxed))
+        Duration::from_millis(self.inner.grace_ms.load(Ordering::Relaxed))
     }
 
     /// Sets how many unread messages a run buffers for its handle before `emit` reports
@@ -416,7 +409,7 @@ impl WorkerRegistry {
             return Err(Error::validation("message capacity must be at least 1"));
         }
         // Relaxed: read once per run at admission; no other data depends on it.
-        self.shared
+        self.inner
             .message_capacity
             .store(capacity, Ordering::Relaxed);
         Ok(())
@@ -454,32 +447,35 @@ impl WorkerRegistry {
     /// }
     /// ```
     pub async fn shutdown(&self) -> Result<()> {
-        let shared = &*self.shared;
-        if shared
-            .phase
-            .compare_exchange(OPEN, STOPPING, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            for run in shared.live.snapshot() {
+        let live = &*self.inner.live;
+        if live.advance(Phase::Stopping) {
+            for run in live.snapshot() {
                 run.request_stop();
             }
         }
-        if tokio::time::timeout(self.shutdown_grace(), shared.wait_idle())
+        let drained = live.wait_idle(|| self.in_flight());
+        if tokio::time::timeout(self.shutdown_grace(), drained)
             .await
             .is_err()
         {
-            shared.phase.fetch_max(ABORTING, Ordering::SeqCst);
-            for run in shared.live.snapshot() {
+            live.advance(Phase::Aborting);
+            for run in live.snapshot() {
                 run.abort(CancelReason::Shutdown);
             }
-            shared.wait_idle().await;
+            live.wait_idle(|| self.in_flight()).await;
         }
         Ok(())
     }
 
     /// Whether [`shutdown`](Self::shutdown) has started.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.phase.load(Ordering::SeqCst) != OPEN
+        self.inner.live.phase() != Phase::Open
+    }
+}
+
+fn not_registered(name: &str) -> Error {
+    Error::NotRegistered {
+        name: name.to_owned(),
     }
 }
 
@@ -492,8 +488,8 @@ impl Default for WorkerRegistry {
 impl fmt::Debug for WorkerRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerRegistry")
-            .field("definitions", &self.shared.definitions.load().len())
-            .field("in_flight", &self.shared.in_flight.load(Ordering::Relaxed))
+            .field("definitions", &self.inner.catalog.load().definitions.len())
+            .field("in_flight", &self.in_flight())
             .field("shutting_down", &self.is_shutting_down())
             .finish()
     }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -25,6 +25,8 @@ const ABORT: u8 = 1 << 1;
 const BY_SHUTDOWN: u8 = 1 << 2;
 /// The run has an outcome; it can no longer be cancelled.
 const FINISHED: u8 = 1 << 3;
+/// The outcome is stored in the mailbox: the handle can take it without waiting.
+const CLOSED: u8 = 1 << 4;
 
 /// One run: identity, inputs, stop signals, message mailbox and per-run state.
 ///
@@ -32,7 +34,8 @@ const FINISHED: u8 = 1 << 3;
 /// `WorkerHandle` and the registry's live table.
 pub(crate) struct Run {
     pub(crate) key: u128,
-    id: [u8; 36],
+    /// The key as a hyphenated uuid, written on first use: most runs are never asked.
+    id: OnceLock<[u8; 36]>,
     pub(crate) definition: Arc<Definition>,
     pub(crate) payload: Option<Value>,
     pub(crate) config: Arc<AppConfig>,
@@ -69,12 +72,9 @@ impl Run {
         config: Arc<AppConfig>,
         capacity: usize,
     ) -> Self {
-        let uuid = Uuid::new_v4();
-        let mut id = [0; 36];
-        uuid.hyphenated().encode_lower(&mut id);
         Self {
-            key: uuid.as_u128(),
-            id,
+            key: Uuid::new_v4().as_u128(),
+            id: OnceLock::new(),
             definition,
             payload,
             config,
@@ -96,7 +96,12 @@ impl Run {
     }
 
     pub(crate) fn id(&self) -> &str {
-        std::str::from_utf8(&self.id).expect("a hyphenated uuid is ASCII")
+        let id = self.id.get_or_init(|| {
+            let mut id = [0; 36];
+            Uuid::from_u128(self.key).hyphenated().encode_lower(&mut id);
+            id
+        });
+        std::str::from_utf8(id).expect("a hyphenated uuid is ASCII")
     }
 
     pub(crate) fn worker_name(&self) -> &str {
@@ -241,10 +246,19 @@ impl Run {
         poll_fn(|cx| self.poll_reader(cx, Self::try_recv)).await
     }
 
-    /// Waits for the outcome and takes it. Only the handle calls this, once.
+    /// Detaches the reader, then waits for the outcome and takes it. Only the handle
+    /// calls this, once.
     pub(crate) async fn outcome(&self) -> Result<()> {
+        if let Some(outcome) = self.detach() {
+            return outcome;
+        }
+        // Waits on the CLOSED bit rather than the lock: messages emitted meanwhile are
+        // discarded without waking this reader.
         poll_fn(|cx| {
-            self.poll_reader(cx, |run| run.mailbox().outcome.take())
+            self.poll_reader(cx, |run| {
+                let closed = run.signal.load(Ordering::Acquire) & CLOSED != 0;
+                closed.then(|| run.mailbox().outcome.take()).flatten()
+            })
         })
         .await
     }
@@ -277,19 +291,22 @@ impl Run {
     }
 
     /// The reader is gone: drop what it did not read, and discard what comes later.
-    pub(crate) fn detach(&self) {
-        let (unread, wake_writers) = {
+    /// Returns the outcome if the run has one already, in the same critical section.
+    pub(crate) fn detach(&self) -> Option<Result<()>> {
+        let (unread, wake_writers, outcome) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
             (
                 std::mem::take(&mut mailbox.queue),
                 std::mem::take(&mut mailbox.writer_waiting),
+                mailbox.outcome.take(),
             )
         };
         if wake_writers {
             self.waiters.notify_waiters();
         }
         drop(unread);
+        outcome
     }
 
     /// Ends the message stream and stores the outcome for the handle.
@@ -300,6 +317,8 @@ impl Run {
             mailbox.outcome = Some(outcome);
             std::mem::take(&mut mailbox.writer_waiting)
         };
+        // Release: a reader that sees CLOSED sees the outcome stored above.
+        self.signal.fetch_or(CLOSED, Ordering::Release);
         self.reader.wake();
         if wake_writers {
             self.waiters.notify_waiters();

@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::padded::Padded;
+
 use serde::{Deserialize, Serialize};
 
 /// A snapshot of one worker definition's statistics.
@@ -87,90 +89,135 @@ pub(crate) enum Ending {
 
 const NO_LAST_RUN: u64 = u64::MAX;
 
-/// The live counters of one definition. Every field is an atomic except the last error's
-/// text, which is written only on the error path.
+/// The live counters of one definition: atomics, except the last error's text, which is
+/// written only on the error path.
+///
+/// A run touches `admitted` when it starts, and `runs`, `total_runtime_ms` and `settled`
+/// when it ends (plus `errors` and one breakdown counter if it failed). The two groups
+/// are written by different threads, so they live on separate cache lines.
 #[derive(Debug)]
 pub(crate) struct Counters {
+    admitted: Padded<AtomicU64>,
+    ended: Padded<Ended>,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Debug)]
+struct Ended {
     runs: AtomicU64,
     errors: AtomicU64,
     failed: AtomicU64,
     timed_out: AtomicU64,
     cancelled: AtomicU64,
     panicked: AtomicU64,
-    running: AtomicU64,
     total_runtime_ms: AtomicU64,
     max_run_ms: AtomicU64,
     last_run_ms: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    /// Runs whose outcome has been published; `admitted - settled` are in flight.
+    settled: AtomicU64,
 }
 
 impl Default for Counters {
     fn default() -> Self {
+        let zero = || AtomicU64::new(0);
         Self {
-            runs: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            timed_out: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
-            panicked: AtomicU64::new(0),
-            running: AtomicU64::new(0),
-            total_runtime_ms: AtomicU64::new(0),
-            max_run_ms: AtomicU64::new(0),
-            last_run_ms: AtomicU64::new(NO_LAST_RUN),
+            admitted: Padded(zero()),
+            ended: Padded(Ended {
+                runs: zero(),
+                errors: zero(),
+                failed: zero(),
+                timed_out: zero(),
+                cancelled: zero(),
+                panicked: zero(),
+                total_runtime_ms: zero(),
+                max_run_ms: zero(),
+                last_run_ms: AtomicU64::new(NO_LAST_RUN),
+                settled: zero(),
+            }),
             last_error: Mutex::new(None),
         }
     }
 }
 
 impl Counters {
-    pub(crate) fn started(&self) {
-        // Relaxed: `running` is a gauge read on its own; no other memory hangs off it.
-        self.running.fetch_add(1, Ordering::Relaxed);
+    /// A run was admitted. SeqCst: `shutdown` stores its phase and then reads the
+    /// in-flight count, admission bumps the count and then reads the phase; one of the two
+    /// always sees the other.
+    pub(crate) fn admit(&self) {
+        self.admitted.0.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Records one finished run. Called exactly once per run, by the run's finisher.
-    pub(crate) fn finished(&self, ending: Ending, elapsed: Duration, error: Option<String>) {
+    /// Takes back an admission refused after all (shutdown had started).
+    pub(crate) fn unadmit(&self) {
+        self.admitted.0.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Records how a run ended. Called exactly once per run, before its outcome is
+    /// published, so a caller that awaited the result sees it counted.
+    pub(crate) fn record(&self, ending: Ending, elapsed: Duration, error: Option<String>) {
+        let ended = &self.ended.0;
         let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        // Relaxed: these are independent totals; readers need no ordering among them.
-        self.total_runtime_ms.fetch_add(ms, Ordering::Relaxed);
-        self.max_run_ms.fetch_max(ms, Ordering::Relaxed);
-        self.last_run_ms.store(ms, Ordering::Relaxed);
+        // Relaxed: independent totals; readers need no ordering among them.
+        ended.total_runtime_ms.fetch_add(ms, Ordering::Relaxed);
+        if ms > ended.max_run_ms.load(Ordering::Relaxed) {
+            ended.max_run_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+        ended.last_run_ms.store(ms, Ordering::Relaxed);
+        ended.runs.fetch_add(1, Ordering::Relaxed);
         let breakdown = match ending {
-            Ending::Completed => None,
-            Ending::Failed => Some(&self.failed),
-            Ending::TimedOut => Some(&self.timed_out),
-            Ending::Cancelled => Some(&self.cancelled),
-            Ending::Panicked => Some(&self.panicked),
+            Ending::Completed => return,
+            Ending::Failed => &ended.failed,
+            Ending::TimedOut => &ended.timed_out,
+            Ending::Cancelled => &ended.cancelled,
+            Ending::Panicked => &ended.panicked,
         };
         if let Some(message) = error {
             *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
         }
-        self.runs.fetch_add(1, Ordering::Relaxed);
-        if let Some(counter) = breakdown {
-            counter.fetch_add(1, Ordering::Relaxed);
-            // Release: pairs with the Acquire load in `snapshot`, so a reader that sees this
-            // error also sees the `runs` increment above and never computes runs < errors.
-            self.errors.fetch_add(1, Ordering::Release);
-        }
-        self.running.fetch_sub(1, Ordering::Relaxed);
+        breakdown.fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `snapshot`, so a reader that sees this
+        // error also sees the `runs` increment above and never computes runs < errors.
+        ended.errors.fetch_add(1, Ordering::Release);
+    }
+
+    /// The run's outcome has been published: it no longer counts as in flight. SeqCst:
+    /// see `admit`.
+    pub(crate) fn settle(&self) {
+        self.ended.0.settled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs admitted and not yet settled.
+    pub(crate) fn in_flight(&self) -> u64 {
+        // `settled` first: it never passes `admitted`, so reading it first keeps the
+        // difference from going negative.
+        let settled = self.ended.0.settled.load(Ordering::SeqCst);
+        self.admitted
+            .0
+            .load(Ordering::SeqCst)
+            .saturating_sub(settled)
     }
 
     pub(crate) fn snapshot(&self) -> WorkerStats {
-        // Acquire, and read before `runs`: see `finished`.
-        let errors = self.errors.load(Ordering::Acquire);
-        let last = self.last_run_ms.load(Ordering::Relaxed);
+        let ended = &self.ended.0;
+        // Acquire, and read before `runs`: see `record`.
+        let errors = ended.errors.load(Ordering::Acquire);
+        let last = ended.last_run_ms.load(Ordering::Relaxed);
         WorkerStats {
-            runs: self.runs.load(Ordering::Relaxed),
+            runs: ended.runs.load(Ordering::Relaxed),
             errors,
             last_run_ms: (last != NO_LAST_RUN).then_some(last),
-            total_runtime_ms: self.total_runtime_ms.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            timed_out: self.timed_out.load(Ordering::Relaxed),
-            cancelled: self.cancelled.load(Ordering::Relaxed),
-            panicked: self.panicked.load(Ordering::Relaxed),
-            running: self.running.load(Ordering::Relaxed),
-            max_run_ms: self.max_run_ms.load(Ordering::Relaxed),
-            last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            total_runtime_ms: ended.total_runtime_ms.load(Ordering::Relaxed),
+            failed: ended.failed.load(Ordering::Relaxed),
+            timed_out: ended.timed_out.load(Ordering::Relaxed),
+            cancelled: ended.cancelled.load(Ordering::Relaxed),
+            panicked: ended.panicked.load(Ordering::Relaxed),
+            running: self.in_flight(),
+            max_run_ms: ended.max_run_ms.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -190,9 +237,11 @@ mod tests {
             (Ending::Panicked, 1),
         ];
         for (ending, ms) in endings {
-            counters.started();
+            counters.admit();
+            assert_eq!(counters.snapshot().running, 1);
             let error = (ending != Ending::Completed).then(|| format!("{ending:?}"));
-            counters.finished(ending, Duration::from_millis(ms), error);
+            counters.record(ending, Duration::from_millis(ms), error);
+            counters.settle();
         }
         let stats = counters.snapshot();
         assert_eq!(stats.runs, 5);
@@ -221,8 +270,13 @@ mod tests {
     #[test]
     fn stats_round_trip_through_json_and_accept_older_documents() {
         let counters = Counters::default();
-        counters.started();
-        counters.finished(Ending::Failed, Duration::from_millis(7), Some("boom".into()));
+        counters.admit();
+        counters.record(
+            Ending::Failed,
+            Duration::from_millis(7),
+            Some("boom".into()),
+        );
+        counters.settle();
         let stats = counters.snapshot();
         let text = serde_json::to_string(&stats).unwrap();
         assert_eq!(serde_json::from_str::<WorkerStats>(&text).unwrap(), stats);

@@ -50,7 +50,10 @@ async fn cancel_by_id_stops_the_run_at_its_next_await() {
     assert_eq!(tracker.live(), 0);
 
     let stats = workers.stats("sleeper").await.unwrap();
-    assert_eq!((stats.runs, stats.errors, stats.cancelled, stats.running), (1, 1, 1, 0));
+    assert_eq!(
+        (stats.runs, stats.errors, stats.cancelled, stats.running),
+        (1, 1, 1, 0)
+    );
     assert!(workers.running().await.unwrap().is_empty());
 }
 
@@ -68,7 +71,10 @@ async fn cancel_through_the_handle() {
 #[tokio::test(start_paused = true)]
 async fn cancel_of_an_unknown_malformed_or_finished_run_is_not_found() {
     let workers = registry_with_sleeper(Arc::default(), Tracker::default()).await;
-    workers.register("quick", |_| async { Ok(()) }).await.unwrap();
+    workers
+        .register("quick", |_| async { Ok(()) })
+        .await
+        .unwrap();
 
     let err = workers.cancel("not-a-run-id").await.unwrap_err();
     assert!(err.is_run_not_found());

@@ -23,8 +23,14 @@ async fn state_is_per_run() {
         })
         .await
         .unwrap();
-    let a = workers.call("stateful", None, Some(json!("a"))).await.unwrap();
-    let b = workers.call("stateful", None, Some(json!("b"))).await.unwrap();
+    let a = workers
+        .call("stateful", None, Some(json!("a")))
+        .await
+        .unwrap();
+    let b = workers
+        .call("stateful", None, Some(json!("b")))
+        .await
+        .unwrap();
     a.await_result().await.unwrap();
     b.await_result().await.unwrap();
     workers.run("stateful", Some(json!("c"))).await.unwrap();
@@ -48,7 +54,9 @@ async fn config_set_after_first_use_reaches_later_runs() {
     let mut before = workers.call("configured", None, None).await.unwrap();
     assert_eq!(before.recv().await, Some(json!("http://localhost")));
 
-    workers.set_config(AppConfig::new(json!({ "api": { "base_url": "https://api.example" } })));
+    workers.set_config(AppConfig::new(
+        json!({ "api": { "base_url": "https://api.example" } }),
+    ));
     assert_eq!(
         workers.config().get::<String>("api.base_url").as_deref(),
         Some("https://api.example")
@@ -68,10 +76,17 @@ async fn payload_is_what_the_caller_passed() {
         .await
         .unwrap();
     let mut with = workers
-        .call("payload", None, Some(json!({ "user_id": 123, "tags": ["a"] })))
+        .call(
+            "payload",
+            None,
+            Some(json!({ "user_id": 123, "tags": ["a"] })),
+        )
         .await
         .unwrap();
-    assert_eq!(with.recv().await, Some(json!({ "user_id": 123, "tags": ["a"] })));
+    assert_eq!(
+        with.recv().await,
+        Some(json!({ "user_id": 123, "tags": ["a"] }))
+    );
     let mut without = workers.call("payload", None, None).await.unwrap();
     assert_eq!(without.recv().await, Some(json!("none")));
 }
@@ -114,6 +129,9 @@ async fn context_clones_and_debug_name_the_run() {
     let mut handle = workers.call("debuggable", None, None).await.unwrap();
     let text = handle.recv().await.unwrap();
     let text = text.as_str().unwrap();
-    assert!(text.contains("debuggable") && text.contains(handle.id()), "{text}");
+    assert!(
+        text.contains("debuggable") && text.contains(handle.id()),
+        "{text}"
+    );
     assert!(format!("{handle:?}").contains(handle.id()));
 }

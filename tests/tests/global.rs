@@ -19,17 +19,28 @@ async fn the_seed_api_works_end_to_end_with_no_setup() {
     .await
     .unwrap();
 
-    WORKER::run("g-send-email", Some(json!({ "to": "a@b.c" }))).await.unwrap();
+    WORKER::run("g-send-email", Some(json!({ "to": "a@b.c" })))
+        .await
+        .unwrap();
     let mut handle = WORKER::call("g-send-email", None, Some(json!({ "to": "x@y.z" })))
         .await
         .unwrap();
-    assert_eq!(handle.recv().await, Some(json!({ "status": "sent", "to": "x@y.z" })));
+    assert_eq!(
+        handle.recv().await,
+        Some(json!({ "status": "sent", "to": "x@y.z" }))
+    );
     handle.await_result().await.unwrap();
-    assert!(WORKER::run("g-send-email", None).await.unwrap_err().is_validation());
+    assert!(WORKER::run("g-send-email", None)
+        .await
+        .unwrap_err()
+        .is_validation());
 
     let stats = WORKER::stats("g-send-email").await.unwrap();
     assert_eq!((stats.runs, stats.errors), (3, 1));
-    assert!(WORKER::definitions().await.unwrap().contains(&"g-send-email".to_owned()));
+    assert!(WORKER::definitions()
+        .await
+        .unwrap()
+        .contains(&"g-send-email".to_owned()));
     assert!(std::ptr::eq(WORKER::registry(), WorkerRegistry::global()));
 }
 
@@ -44,8 +55,14 @@ async fn cancel_running_and_running_for_through_the_facade() {
     let handle = WORKER::call("g-sleeper", Some(Duration::from_secs(7200)), None)
         .await
         .unwrap();
-    assert!(WORKER::running().await.unwrap().contains(&handle.id().to_owned()));
-    assert_eq!(WORKER::running_for("g-sleeper").await.unwrap(), [handle.id()]);
+    assert!(WORKER::running()
+        .await
+        .unwrap()
+        .contains(&handle.id().to_owned()));
+    assert_eq!(
+        WORKER::running_for("g-sleeper").await.unwrap(),
+        [handle.id()]
+    );
     WORKER::cancel(handle.id()).await.unwrap();
     assert!(handle.await_result().await.unwrap_err().is_cancelled());
     assert!(WORKER::running_for("g-sleeper").await.unwrap().is_empty());

@@ -14,11 +14,10 @@ async fn global_shutdown_stops_everything_and_refuses_new_calls() {
     })
     .await
     .unwrap();
-    let handles = futures::future::try_join_all(
-        (0..10).map(|_| WORKER::call("gs-forever", None, None)),
-    )
-    .await
-    .unwrap();
+    let handles =
+        futures::future::try_join_all((0..10).map(|_| WORKER::call("gs-forever", None, None)))
+            .await
+            .unwrap();
     assert_eq!(WORKER::running().await.unwrap().len(), 10);
 
     let start = tokio::time::Instant::now();
@@ -30,5 +29,8 @@ async fn global_shutdown_stops_everything_and_refuses_new_calls() {
     }
     let stats = WORKER::stats("gs-forever").await.unwrap();
     assert_eq!((stats.runs, stats.cancelled, stats.running), (10, 10, 0));
-    assert!(WORKER::run("gs-forever", None).await.unwrap_err().is_shutting_down());
+    assert!(WORKER::run("gs-forever", None)
+        .await
+        .unwrap_err()
+        .is_shutting_down());
 }

@@ -67,6 +67,14 @@ async fn context_logging_is_tagged_and_run_endings_are_logged() {
         .find(|(_, target, _)| target == "rustf_workers::run")
         .expect("the run's ending is logged");
     assert_eq!(ending.0, log::Level::Warn);
-    assert!(ending.2.starts_with(&format!("{tag} failed after ")), "{}", ending.2);
-    assert!(ending.2.ends_with("internal error: gave up"), "{}", ending.2);
+    assert!(
+        ending.2.starts_with(&format!("{tag} failed after ")),
+        "{}",
+        ending.2
+    );
+    assert!(
+        ending.2.ends_with("internal error: gave up"),
+        "{}",
+        ending.2
+    );
 }

@@ -113,7 +113,10 @@ async fn emit_reports_a_full_buffer_instead_of_growing() {
     assert_eq!(&got[..4], &[json!(0), json!(1), json!(2), json!(3)]);
     assert_eq!(got.len(), 5);
     let text = got[4].as_str().unwrap();
-    assert!(text.contains("message buffer of worker 'flood' is full (4 unread"), "{text}");
+    assert!(
+        text.contains("message buffer of worker 'flood' is full (4 unread"),
+        "{text}"
+    );
     handle.await_result().await.unwrap();
     assert!(workers.set_message_capacity(0).unwrap_err().is_validation());
 }

@@ -23,7 +23,10 @@ async fn run_returns_the_result_and_updates_stats() {
     assert_eq!((stats.runs, stats.errors, stats.running), (1, 0, 0));
     assert!(stats.last_run_ms.is_some());
 
-    let mut handle = workers.call("echo", None, Some(json!({ "n": 8 }))).await.unwrap();
+    let mut handle = workers
+        .call("echo", None, Some(json!({ "n": 8 })))
+        .await
+        .unwrap();
     assert_eq!(handle.worker_name(), "echo");
     assert_eq!(handle.recv().await, Some(json!({ "n": 8 })));
     assert_eq!(handle.recv().await, None);
@@ -39,7 +42,11 @@ async fn unknown_worker_is_a_typed_error_with_the_seed_message() {
     assert_eq!(err.to_string(), "Worker 'ghost' not registered");
     let err = workers.call("ghost", None, None).await.unwrap_err();
     assert!(err.is_not_registered());
-    assert!(workers.running_for("ghost").await.unwrap_err().is_not_registered());
+    assert!(workers
+        .running_for("ghost")
+        .await
+        .unwrap_err()
+        .is_not_registered());
     assert!(workers.stats("ghost").await.is_none());
     assert!(workers.options("ghost").is_none());
 }
@@ -54,7 +61,10 @@ async fn registering_a_name_twice_is_refused_and_names_both_registrations() {
         .unwrap_err();
     assert!(err.is_already_registered());
     let text = err.to_string();
-    assert!(text.starts_with("Worker 'dup' is registered twice"), "{text}");
+    assert!(
+        text.starts_with("Worker 'dup' is registered twice"),
+        "{text}"
+    );
     assert_eq!(text.matches("tests/tests/run.rs:").count(), 2, "{text}");
     // The first registration stays.
     workers.run("dup", None).await.unwrap();
@@ -64,18 +74,34 @@ async fn registering_a_name_twice_is_refused_and_names_both_registrations() {
 #[tokio::test]
 async fn invalid_names_and_options_are_refused() {
     let workers = WorkerRegistry::new();
-    let err = workers.register("Send Email", |_| async { Ok(()) }).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidName { ref name, .. } if name == "Send Email"), "{err}");
-
     let err = workers
-        .register_with("zero", WorkerOptions::new().timeout(Duration::ZERO), |_| async { Ok(()) })
+        .register("Send Email", |_| async { Ok(()) })
         .await
         .unwrap_err();
-    assert!(err.is_validation() && err.to_string().contains("timeout"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidName { ref name, .. } if name == "Send Email"),
+        "{err}"
+    );
+
+    let err = workers
+        .register_with(
+            "zero",
+            WorkerOptions::new().timeout(Duration::ZERO),
+            |_| async { Ok(()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_validation() && err.to_string().contains("timeout"),
+        "{err}"
+    );
     assert!(workers.definitions().await.unwrap().is_empty());
 
     workers.register("ok", |_| async { Ok(()) }).await.unwrap();
-    let err = workers.call("ok", Some(Duration::ZERO), None).await.unwrap_err();
+    let err = workers
+        .call("ok", Some(Duration::ZERO), None)
+        .await
+        .unwrap_err();
     assert!(err.is_validation(), "{err}");
     assert_eq!(workers.stats("ok").await.unwrap().runs, 0);
 }
@@ -95,11 +121,17 @@ async fn a_handler_error_reaches_the_caller_unchanged_and_is_counted() {
     let err = workers.run("validate", None).await.unwrap_err();
     assert!(err.is_validation());
     assert_eq!(err.to_string(), "validation failed: 'to' address required");
-    workers.run("validate", Some(json!({ "to": "a@b.c" }))).await.unwrap();
+    workers
+        .run("validate", Some(json!({ "to": "a@b.c" })))
+        .await
+        .unwrap();
 
     let stats = workers.stats("validate").await.unwrap();
     assert_eq!((stats.runs, stats.errors, stats.failed), (2, 1, 1));
-    assert_eq!(stats.last_error.as_deref(), Some("validation failed: 'to' address required"));
+    assert_eq!(
+        stats.last_error.as_deref(),
+        Some("validation failed: 'to' address required")
+    );
     assert_eq!(stats.success_rate(), Some(0.5));
 }
 
@@ -121,7 +153,10 @@ async fn question_mark_works_on_io_json_and_boxed_errors_in_handlers() {
         .await
         .unwrap();
     assert!(matches!(workers.run("io", None).await, Err(Error::Io(_))));
-    assert!(matches!(workers.run("json", None).await, Err(Error::Json(_))));
+    assert!(matches!(
+        workers.run("json", None).await,
+        Err(Error::Json(_))
+    ));
 }
 
 #[tokio::test]
@@ -152,9 +187,15 @@ async fn a_panic_fails_only_its_own_run() {
     let steady = workers.call("steady", None, None).await.unwrap();
     let err = workers.run("boom", None).await.unwrap_err();
     assert!(err.is_panic());
-    assert_eq!(err.to_string(), "Worker 'boom' panicked: worker panic: disk on fire");
+    assert_eq!(
+        err.to_string(),
+        "Worker 'boom' panicked: worker panic: disk on fire"
+    );
     let err = workers.run("boom-early", None).await.unwrap_err();
-    assert_eq!(err.to_string(), "Worker 'boom-early' panicked: worker panic: before any future");
+    assert_eq!(
+        err.to_string(),
+        "Worker 'boom-early' panicked: worker panic: before any future"
+    );
     steady.await_result().await.unwrap();
 
     let stats = workers.stats("boom").await.unwrap();
@@ -176,7 +217,10 @@ async fn definitions_are_sorted_and_running_lists_live_runs_oldest_first() {
             .await
             .unwrap();
     }
-    assert_eq!(workers.definitions().await.unwrap(), ["alpha", "mid", "zeta"]);
+    assert_eq!(
+        workers.definitions().await.unwrap(),
+        ["alpha", "mid", "zeta"]
+    );
 
     let a = workers.call("alpha", None, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -185,7 +229,10 @@ async fn definitions_are_sorted_and_running_lists_live_runs_oldest_first() {
     let c = workers.call("alpha", None, None).await.unwrap();
 
     assert_eq!(workers.running().await.unwrap(), [a.id(), b.id(), c.id()]);
-    assert_eq!(workers.running_for("alpha").await.unwrap(), [a.id(), c.id()]);
+    assert_eq!(
+        workers.running_for("alpha").await.unwrap(),
+        [a.id(), c.id()]
+    );
     assert!(workers.running_for("mid").await.unwrap().is_empty());
     assert_eq!(workers.stats("alpha").await.unwrap().running, 2);
 
@@ -202,7 +249,10 @@ fn calling_outside_a_tokio_runtime_is_an_error_not_a_panic() {
     futures::executor::block_on(async {
         workers.register("w", |_| async { Ok(()) }).await.unwrap();
         let err = workers.call("w", None, None).await.unwrap_err();
-        assert!(err.is_internal() && err.to_string().contains("tokio runtime"), "{err}");
+        assert!(
+            err.is_internal() && err.to_string().contains("tokio runtime"),
+            "{err}"
+        );
         let stats = workers.stats("w").await.unwrap();
         assert_eq!((stats.runs, stats.running), (0, 0));
     });

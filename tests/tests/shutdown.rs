@@ -62,8 +62,20 @@ async fn shutdown_cancels_what_is_left_after_the_grace_period() {
 
     polite.await_result().await.unwrap();
     let err = stubborn.await_result().await.unwrap_err();
-    assert!(matches!(err, Error::Cancelled { reason: CancelReason::Shutdown, .. }), "{err}");
-    assert_eq!(err.to_string(), "Worker 'stubborn' was cancelled by shutdown");
+    assert!(
+        matches!(
+            err,
+            Error::Cancelled {
+                reason: CancelReason::Shutdown,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Worker 'stubborn' was cancelled by shutdown"
+    );
     let stats = workers.stats("stubborn").await.unwrap();
     assert_eq!((stats.runs, stats.cancelled, stats.running), (1, 1, 0));
 }
@@ -83,12 +95,23 @@ async fn after_shutdown_starts_new_calls_are_refused() {
     assert!(workers.is_shutting_down());
     let err = workers.call("polite", None, None).await.unwrap_err();
     assert!(err.is_shutting_down());
-    assert_eq!(err.to_string(), "workers are shutting down: no new runs are accepted");
-    assert!(workers.run("polite", None).await.unwrap_err().is_shutting_down());
+    assert_eq!(
+        err.to_string(),
+        "workers are shutting down: no new runs are accepted"
+    );
+    assert!(workers
+        .run("polite", None)
+        .await
+        .unwrap_err()
+        .is_shutting_down());
     assert_eq!(workers.stats("polite").await.unwrap().runs, 0);
 
     shutdown.await.unwrap().unwrap();
-    assert!(workers.call("polite", None, None).await.unwrap_err().is_shutting_down());
+    assert!(workers
+        .call("polite", None, None)
+        .await
+        .unwrap_err()
+        .is_shutting_down());
 }
 
 #[tokio::test(start_paused = true)]

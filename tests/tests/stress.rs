@@ -103,7 +103,10 @@ async fn one_run(workers: WorkerRegistry, seed: u64, check_listing: bool) -> Tal
     if check_listing {
         // Invariant 2: listed while its handle exists and it is not terminal.
         let listed = workers.running().await.unwrap().contains(&id);
-        assert!(listed || handle.is_finished(), "run {id} missing from running()");
+        assert!(
+            listed || handle.is_finished(),
+            "run {id} missing from running()"
+        );
     }
 
     if let Some(at) = cancel_at {
@@ -131,7 +134,10 @@ async fn one_run(workers: WorkerRegistry, seed: u64, check_listing: bool) -> Tal
     assert_eq!(received, (0..received.len() as u64).collect::<Vec<_>>());
     let result = handle.await_result().await;
     if check_listing {
-        assert!(!workers.running().await.unwrap().contains(&id), "finished run {id} still listed");
+        assert!(
+            !workers.running().await.unwrap().contains(&id),
+            "finished run {id} still listed"
+        );
     }
 
     let mut tally = Tally::default();
@@ -145,7 +151,10 @@ async fn one_run(workers: WorkerRegistry, seed: u64, check_listing: bool) -> Tal
             tally.failed += 1;
         }
         Err(Error::Panicked { ref message, .. }) => {
-            assert_eq!((kind, message.as_str()), (PANIC, "worker panic: on purpose"));
+            assert_eq!(
+                (kind, message.as_str()),
+                (PANIC, "worker panic: on purpose")
+            );
             tally.panicked += 1;
         }
         Err(Error::TimedOut { after, .. }) => {
@@ -161,7 +170,11 @@ async fn one_run(workers: WorkerRegistry, seed: u64, check_listing: bool) -> Tal
     }
     let ran_to_the_end = tally.completed + tally.failed + tally.panicked == 1;
     if read && ran_to_the_end {
-        assert_eq!(received.len() as u64, messages, "a finished run's messages all arrive");
+        assert_eq!(
+            received.len() as u64,
+            messages,
+            "a finished run's messages all arrive"
+        );
     }
     tally
 }
@@ -260,7 +273,10 @@ async fn shutdown_under_load_counts_every_accepted_run() {
         }
     }
     let accepted = accepted.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(accepted > 100, "only {accepted} calls got in before shutdown");
+    assert!(
+        accepted > 100,
+        "only {accepted} calls got in before shutdown"
+    );
     assert_eq!(finished, accepted);
     // Invariant 1: every accepted run counted exactly once.
     assert_eq!(workers.stats("mixed").await.unwrap().runs, accepted);

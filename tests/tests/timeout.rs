@@ -92,7 +92,10 @@ async fn a_run_that_finishes_in_time_is_not_timed_out() {
     // Long after: the finished run's timer fired nothing.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let stats = workers.stats("quick").await.unwrap();
-    assert_eq!((stats.runs, stats.timed_out, stats.last_run_ms), (1, 0, Some(1000)));
+    assert_eq!(
+        (stats.runs, stats.timed_out, stats.last_run_ms),
+        (1, 0, Some(1000))
+    );
 }
 
 #[tokio::test(start_paused = true)]
