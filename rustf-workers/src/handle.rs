@@ -1,6 +1,8 @@
 //! The caller's side of a run.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::poll_fn;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -41,6 +43,8 @@ use crate::{CancelReason, Error, Result};
 /// ```
 pub struct WorkerHandle {
     run: Arc<Run>,
+    /// Messages taken from the run's buffer and not yet returned by `recv`.
+    batch: VecDeque<Value>,
     /// `await_result` already detached the reader; dropping has nothing left to do.
     detached: bool,
 }
@@ -49,6 +53,7 @@ impl WorkerHandle {
     pub(crate) fn new(run: Arc<Run>) -> Self {
         Self {
             run,
+            batch: VecDeque::new(),
             detached: false,
         }
     }
@@ -76,7 +81,7 @@ impl WorkerHandle {
     /// Cancel safe: a message is taken only when the future completes, so using `recv`
     /// in `tokio::select!` loses nothing.
     pub async fn recv(&mut self) -> Option<Value> {
-        self.run.recv().await
+        poll_fn(|cx| self.run.poll_recv(cx, &mut self.batch)).await
     }
 
     /// Cancels the run: its handler is dropped at its next `.await`, and

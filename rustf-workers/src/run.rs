@@ -55,6 +55,13 @@ pub(crate) struct Run {
     state: Mutex<HashMap<String, Value>>,
 }
 
+/// The result of offering a message to the mailbox.
+enum Offer {
+    Done(Result<()>),
+    /// The buffer is full; the message comes back.
+    Full(Value),
+}
+
 struct Mailbox {
     queue: VecDeque<Value>,
     /// Whether a handle still reads messages; once it is gone, `emit` discards them.
@@ -62,6 +69,9 @@ struct Mailbox {
     closed: bool,
     /// An `emit_wait` is waiting for room; whoever makes room wakes the waiters.
     writer_waiting: bool,
+    /// The handle found nothing and registered its waker; the next message wakes it.
+    /// Keeps `emit` from touching the waker while the reader is busy.
+    reader_waiting: bool,
     outcome: Option<Result<()>>,
 }
 
@@ -88,6 +98,7 @@ impl Run {
                 attached: true,
                 closed: false,
                 writer_waiting: false,
+                reader_waiting: false,
                 outcome: None,
             }),
             capacity,
@@ -195,55 +206,77 @@ impl Run {
 
     /// Queues a message if a reader is attached and the buffer has room.
     pub(crate) fn emit(&self, message: Value) -> Result<()> {
-        let mut mailbox = self.mailbox();
-        if mailbox.closed {
-            return Err(self.finished_error());
-        }
-        if !mailbox.attached {
-            return Ok(());
-        }
-        if mailbox.queue.len() >= self.capacity {
-            return Err(Error::MessageBufferFull {
+        match self.offer(message) {
+            Offer::Done(result) => result,
+            Offer::Full(_) => Err(Error::MessageBufferFull {
                 worker: self.worker_name().to_owned(),
                 capacity: self.capacity,
-            });
+            }),
         }
-        mailbox.queue.push_back(message);
-        drop(mailbox);
-        self.reader.wake();
-        Ok(())
     }
 
     /// Queues a message, waiting for room while the buffer is full.
     pub(crate) async fn emit_wait(&self, message: Value) -> Result<()> {
+        let mut message = match self.offer(message) {
+            Offer::Done(result) => return result,
+            Offer::Full(message) => message,
+        };
         loop {
             let mut room = pin!(self.waiters.notified());
-            // Register before checking, so room made between the check and the await
-            // still wakes us.
+            // Register before offering again, so room made in between still wakes us.
             room.as_mut().enable();
-            {
-                let mut mailbox = self.mailbox();
-                if mailbox.closed {
-                    return Err(self.finished_error());
-                }
-                if !mailbox.attached {
-                    return Ok(());
-                }
-                if mailbox.queue.len() < self.capacity {
-                    mailbox.queue.push_back(message);
-                    drop(mailbox);
-                    self.reader.wake();
-                    return Ok(());
-                }
-                mailbox.writer_waiting = true;
-            }
+            message = match self.offer_or_wait(message) {
+                Offer::Done(result) => return result,
+                Offer::Full(message) => message,
+            };
             room.await;
         }
     }
 
+    fn offer(&self, message: Value) -> Offer {
+        self.offer_inner(message, false)
+    }
+
+    fn offer_or_wait(&self, message: Value) -> Offer {
+        self.offer_inner(message, true)
+    }
+
+    /// One attempt to queue a message; `wait` marks a full buffer as awaited.
+    fn offer_inner(&self, message: Value, wait: bool) -> Offer {
+        let mut mailbox = self.mailbox();
+        if mailbox.closed {
+            return Offer::Done(Err(self.finished_error()));
+        }
+        if !mailbox.attached {
+            return Offer::Done(Ok(()));
+        }
+        if mailbox.queue.len() >= self.capacity {
+            mailbox.writer_waiting |= wait;
+            return Offer::Full(message);
+        }
+        mailbox.queue.push_back(message);
+        let wake_reader = std::mem::take(&mut mailbox.reader_waiting);
+        drop(mailbox);
+        if wake_reader {
+            self.reader.wake();
+        }
+        Offer::Done(Ok(()))
+    }
+
     /// The next message; `None` once the run has ended and every message was read.
-    pub(crate) async fn recv(&self) -> Option<Value> {
-        poll_fn(|cx| self.poll_reader(cx, Self::try_recv)).await
+    ///
+    /// The reader takes the whole queue into its own `batch` in one critical section and
+    /// pops from there without the lock, so a fast emitter and its reader meet on the
+    /// lock once per batch, not once per message.
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut VecDeque<Value>,
+    ) -> Poll<Option<Value>> {
+        if let Some(message) = batch.pop_front() {
+            return Poll::Ready(Some(message));
+        }
+        self.poll_reader(cx, |run| run.refill(batch))
     }
 
     /// Detaches the reader, then waits for the outcome and takes it. Only the handle
@@ -265,7 +298,11 @@ impl Run {
 
     /// Checks, and only if there is nothing yet registers the reader and checks again:
     /// a ready reader leaves no waker behind to be woken for nothing.
-    fn poll_reader<T>(&self, cx: &mut Context<'_>, check: impl Fn(&Self) -> Option<T>) -> Poll<T> {
+    fn poll_reader<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut check: impl FnMut(&Self) -> Option<T>,
+    ) -> Poll<T> {
         if let Some(ready) = check(self) {
             return Poll::Ready(ready);
         }
@@ -276,18 +313,25 @@ impl Run {
         }
     }
 
-    /// `Some(message)`, `Some(None)` at the end of the stream, `None` for "not yet".
-    fn try_recv(&self) -> Option<Option<Value>> {
+    /// Moves every queued message into the reader's empty `batch` and returns the first:
+    /// `Some(message)`, `Some(None)` at the end of the stream, `None` for "not yet" (and
+    /// then the next message wakes the reader).
+    fn refill(&self, batch: &mut VecDeque<Value>) -> Option<Option<Value>> {
         let mut mailbox = self.mailbox();
-        if let Some(message) = mailbox.queue.pop_front() {
-            let wake_writers = std::mem::take(&mut mailbox.writer_waiting);
-            drop(mailbox);
-            if wake_writers {
-                self.waiters.notify_waiters();
+        if mailbox.queue.is_empty() {
+            if mailbox.closed {
+                return Some(None);
             }
-            return Some(Some(message));
+            mailbox.reader_waiting = true;
+            return None;
         }
-        mailbox.closed.then_some(None)
+        std::mem::swap(&mut mailbox.queue, batch);
+        let wake_writers = std::mem::take(&mut mailbox.writer_waiting);
+        drop(mailbox);
+        if wake_writers {
+            self.waiters.notify_waiters();
+        }
+        Some(batch.pop_front())
     }
 
     /// The reader is gone: drop what it did not read, and discard what comes later.
