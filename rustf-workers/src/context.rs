@@ -145,8 +145,9 @@ impl WorkerContext {
     /// [`WorkerHandle::recv`](crate::WorkerHandle::recv). Never waits.
     ///
     /// Messages are buffered for the handle, up to the registry's message capacity
-    /// (1024 by default). When nobody reads (the handle was dropped, or the caller is in
-    /// `await_result`), messages are discarded and `emit` succeeds, so memory does not grow.
+    /// (1024 by default; the handle takes them in batches, so at most twice that are held).
+    /// When nobody reads (the handle was dropped, or the caller is in `await_result`),
+    /// messages are discarded and `emit` succeeds, so memory does not grow.
     ///
     /// # Errors
     ///
