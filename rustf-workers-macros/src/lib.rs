@@ -1,2 +1,44 @@
-//! Procedural macros for `rustf-workers`. Use them through `rustf_workers`, which
-//! re-exports them; this crate is not meant to be a direct dependency.
+//! Procedural macros for `rustf-workers`: `#[worker]` and `auto_workers!()`.
+//!
+//! Use them through `rustf_workers`, which re-exports both; generated code refers only to
+//! `::rustf_workers::__private` and `::core`, so this crate is never a direct dependency.
+//! The guide is `docs/registration.md` in the repository.
+
+use proc_macro::TokenStream;
+
+mod auto;
+mod duration;
+mod expand;
+mod names;
+mod parse;
+mod scan;
+mod validate;
+
+/// Registers an `async fn` as a worker at build time.
+///
+/// ```ignore
+/// #[worker("send-email", timeout = "30s")]
+/// async fn send_email(ctx: WorkerContext, input: SendEmail) -> Result<()> { ... }
+/// ```
+///
+/// The function stays as written. The name is kebab or snake case; the optional second
+/// parameter is a typed payload (`serde::Deserialize`); options: `timeout = "500ms"`,
+/// `"30s"`, `"5m"`, `"1h"`.
+#[proc_macro_attribute]
+pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::worker(args.into(), item.into()).into()
+}
+
+/// Compiles every `.rs` file under the crate's `src/workers/` (up to 3 directory levels)
+/// into a `workers` module, and gives the [`Installer`] for files in the `install()` form.
+///
+/// At the crate root, `auto_workers!();` declares `mod workers` with a
+/// `workers::installer()` function. As an expression, `auto_workers!()` is the installer:
+/// `auto_workers!().install().await?`.
+///
+/// [`Installer`]: https://docs.rs/rustf-workers/latest/rustf_workers/struct.Installer.html
+#[proc_macro]
+pub fn auto_workers(input: TokenStream) -> TokenStream {
+    let position = auto::Position::of_call_site();
+    auto::auto_workers(input.into(), position).into()
+}

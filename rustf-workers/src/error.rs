@@ -273,7 +273,7 @@ impl fmt::Display for DisplayDuration {
                 s if s % 60 == 0 => write!(f, "{}m", s / 60),
                 s => write!(f, "{s}s"),
             }
-        } else if d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
             write!(f, "{d:?}")

@@ -44,7 +44,9 @@ mod definition;
 mod error;
 mod global;
 mod handle;
+mod installer;
 mod lifecycle;
+mod linked;
 mod live;
 mod options;
 mod padded;
@@ -54,11 +56,18 @@ mod stats;
 
 pub mod prelude;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
 pub use config::AppConfig;
 pub use context::WorkerContext;
 pub use error::{CancelReason, Error, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
+pub use installer::Installer;
 pub use options::WorkerOptions;
 pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
 pub use stats::WorkerStats;
+
+pub use rustf_workers_macros::{auto_workers, worker};

@@ -74,7 +74,20 @@ struct Inner {
 #[derive(Clone)]
 struct Catalog {
     definitions: BTreeMap<Box<str>, Arc<Definition>>,
+    /// Names that cannot be used, with the reason: claimed by two `#[worker]` functions.
+    refused: BTreeMap<String, Error>,
     config: Arc<AppConfig>,
+}
+
+impl Catalog {
+    fn definition(&self, name: &str) -> Result<&Arc<Definition>> {
+        self.definitions.get(name).ok_or_else(|| {
+            self.refused
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| not_registered(name))
+        })
+    }
 }
 
 impl WorkerRegistry {
@@ -84,6 +97,7 @@ impl WorkerRegistry {
             inner: Arc::new(Inner {
                 catalog: ArcSwap::from_pointee(Catalog {
                     definitions: BTreeMap::new(),
+                    refused: BTreeMap::new(),
                     config: Arc::default(),
                 }),
                 writing: Mutex::new(()),
@@ -94,10 +108,49 @@ impl WorkerRegistry {
         }
     }
 
-    /// The global registry behind [`WORKER`](crate::WORKER), built on first use.
+    /// A registry holding every `#[worker]` function linked into the binary.
+    ///
+    /// A name claimed by two functions is not registered: calls to it, and
+    /// [`verify`](Self::verify), return [`Error::AlreadyRegistered`] naming both. Each
+    /// such conflict is also logged at error level.
+    pub fn with_linked() -> Self {
+        let registry = Self::new();
+        let (definitions, refused) = crate::linked::linked(&registry.inner.live);
+        let built = registry.update_catalog(|catalog| {
+            for definition in definitions {
+                catalog
+                    .definitions
+                    .insert(definition.name.clone(), Arc::new(definition));
+            }
+            for (name, err) in refused {
+                log::error!(target: "rustf_workers::registry", "{err}");
+                catalog.refused.insert(name, err);
+            }
+            Ok(())
+        });
+        debug_assert!(built.is_ok(), "filling an empty catalog cannot fail");
+        registry
+    }
+
+    /// The global registry behind [`WORKER`](crate::WORKER), built on first use with
+    /// every linked `#[worker]` function ([`with_linked`](Self::with_linked)).
     pub fn global() -> &'static WorkerRegistry {
         static GLOBAL: OnceLock<WorkerRegistry> = OnceLock::new();
-        GLOBAL.get_or_init(WorkerRegistry::new)
+        GLOBAL.get_or_init(WorkerRegistry::with_linked)
+    }
+
+    /// Checks the registrations: call it once at start-up to fail fast.
+    /// [`Installer::install`](crate::Installer::install) does.
+    ///
+    /// # Errors
+    ///
+    /// The first (by name) worker name that could not be registered, with the reason:
+    /// [`Error::AlreadyRegistered`] naming both functions that claim it.
+    pub fn verify(&self) -> Result<()> {
+        match self.inner.catalog.load().refused.values().next() {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
     }
 
     // ---- registration ----
@@ -155,6 +208,9 @@ impl WorkerRegistry {
 
     pub(crate) fn insert(&self, definition: Definition) -> Result<()> {
         self.update_catalog(|catalog| {
+            if let Some(err) = catalog.refused.get(&*definition.name) {
+                return Err(err.clone());
+            }
             if let Some(existing) = catalog.definitions.get(&definition.name) {
                 return Err(Error::AlreadyRegistered {
                     name: definition.name.into(),
@@ -179,13 +235,7 @@ impl WorkerRegistry {
     }
 
     fn definition(&self, name: &str) -> Result<Arc<Definition>> {
-        self.inner
-            .catalog
-            .load()
-            .definitions
-            .get(name)
-            .cloned()
-            .ok_or_else(|| not_registered(name))
+        self.inner.catalog.load().definition(name).cloned()
     }
 
     /// Runs admitted and not yet settled, over every definition.
@@ -230,10 +280,7 @@ impl WorkerRegistry {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let catalog = self.inner.catalog.load();
-        let definition = catalog
-            .definitions
-            .get(name)
-            .ok_or_else(|| not_registered(name))?;
+        let definition = catalog.definition(name)?;
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
                 "call of worker '{name}': timeout must be greater than zero"

@@ -1,4 +1,7 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests, and a crate whose `src/workers/` is compiled
+//! by `auto_workers!()` (the fixture the registration tests call by name).
+
+rustf_workers::auto_workers!();
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

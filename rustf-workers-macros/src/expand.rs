@@ -1,0 +1,95 @@
+//! The expansion of `#[worker]`: the function as written, plus a hidden starter and its
+//! registration inside `const _: () = { ... };`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ItemFn;
+
+use crate::parse::Args;
+use crate::validate::{validate, Worker};
+
+pub(crate) fn worker(args: TokenStream, item: TokenStream) -> TokenStream {
+    let function = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "`#[worker]` can only be used on an `async fn`",
+            );
+            return with_error(item, error);
+        }
+    };
+    let checked = syn::parse2::<Args>(args).and_then(|args| validate(args, &function));
+    match checked {
+        Ok(worker) => {
+            let registration = registration(&worker);
+            quote! { #item #registration }
+        }
+        // The function is still emitted, so its callers do not cascade into "cannot find
+        // function" errors on top of the real one.
+        Err(error) => with_error(item, error),
+    }
+}
+
+fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    quote! { #item #error }
+}
+
+fn registration(worker: &Worker) -> TokenStream {
+    let Worker {
+        name,
+        timeout_ms,
+        function,
+        context_span,
+        payload,
+        output_span,
+    } = worker;
+    let private = quote!(::rustf_workers::__private);
+    let function_name = function.to_string();
+
+    // Spanned at the user's first parameter type, so one that is not a `WorkerContext`
+    // is reported there.
+    let ctx = quote_spanned!(*context_span=> ctx);
+    let call = match payload {
+        Some(ty) => quote! {
+            let input: #ty = #private::payload::<#ty>(&ctx)?;
+            #function(#ctx, input).await
+        },
+        None => quote! { #function(#ctx).await },
+    };
+    // Spanned at the user's return type, so a wrong one is reported there.
+    let body = quote_spanned! {*output_span=>
+        let output: #private::Result<()> = { #call };
+        output
+    };
+    // Spanned at the function's name, so a future that is not `Send` is reported there.
+    let boxed = quote_spanned! {function.span()=>
+        #private::Box::pin(future)
+    };
+    let options = match timeout_ms {
+        Some(ms) => quote! {
+            #private::WorkerOptions::new().timeout(::core::time::Duration::from_millis(#ms))
+        },
+        None => quote! { #private::WorkerOptions::new() },
+    };
+
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            fn __rustf_worker_start(ctx: #private::WorkerContext) -> #private::BoxFuture {
+                let future = async move { #body };
+                #boxed
+            }
+            #private::inventory::submit! {
+                #private::Registration::new(
+                    #name,
+                    ::core::concat!(::core::module_path!(), "::", #function_name),
+                    ::core::concat!(::core::file!(), ":", ::core::line!()),
+                    #options,
+                    __rustf_worker_start,
+                )
+            }
+        };
+    }
+}

@@ -1,0 +1,144 @@
+//! Checking a `#[worker]` function and its options; every problem is reported at once.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, Lit, LitStr, ReturnType, Type};
+
+use crate::duration::parse_millis;
+use crate::names::invalid_name;
+use crate::parse::Args;
+
+/// A worker function that passed every check.
+pub(crate) struct Worker {
+    pub(crate) name: LitStr,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) function: syn::Ident,
+    /// Where to point a first parameter that is not a `WorkerContext`.
+    pub(crate) context_span: Span,
+    pub(crate) payload: Option<Type>,
+    /// Where to point a wrong return type.
+    pub(crate) output_span: Span,
+}
+
+const OPTIONS: &str = "`timeout`";
+
+/// Collects errors, so the user sees all of them in one build.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(value),
+        }
+    }
+}
+
+pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
+    let mut errors = Errors::default();
+
+    if let Some(reason) = invalid_name(&args.name.value()) {
+        errors.spanned(&args.name, format!("worker name {reason}"));
+    }
+
+    let mut timeout_ms = None;
+    let mut seen_timeout = false;
+    for option in &args.options {
+        if option.key != "timeout" {
+            errors.spanned(
+                &option.key,
+                format!("unknown option `{}`; expected {OPTIONS}", option.key),
+            );
+            continue;
+        }
+        if std::mem::replace(&mut seen_timeout, true) {
+            errors.spanned(&option.key, "`timeout` specified more than once");
+            continue;
+        }
+        match &option.value {
+            Lit::Str(text) => match parse_millis(&text.value()) {
+                Ok(ms) => timeout_ms = Some(ms),
+                Err(message) => errors.spanned(text, message),
+            },
+            other => errors.spanned(
+                other,
+                "`timeout` takes a duration string: `timeout = \"30s\"`",
+            ),
+        }
+    }
+
+    let sig = &item.sig;
+    if sig.asyncness.is_none() {
+        errors.spanned(sig.fn_token, "`#[worker]` requires an `async fn`");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.spanned(unsafety, "`#[worker]` cannot be used on an `unsafe fn`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(abi, "`#[worker]` cannot be used on an `extern fn`");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.spanned(&sig.generics, "`#[worker]` functions cannot be generic");
+    }
+
+    let mut payload = None;
+    let mut context_span = None;
+    for (index, input) in sig.inputs.iter().enumerate() {
+        let FnArg::Typed(typed) = input else {
+            errors.spanned(
+                input,
+                "`#[worker]` cannot be used on methods: remove the `self` parameter",
+            );
+            continue;
+        };
+        match index {
+            // Its type is checked by rustc, at this span, where the generated code passes
+            // a `WorkerContext`: an alias or a renamed import is fine.
+            0 => context_span = Some(typed.ty.span()),
+            1 => payload = Some((*typed.ty).clone()),
+            _ => errors.spanned(
+                input,
+                "`#[worker]` functions take `ctx: WorkerContext` and at most one payload parameter",
+            ),
+        }
+    }
+    if context_span.is_none() && !sig.inputs.iter().any(|i| matches!(i, FnArg::Receiver(_))) {
+        errors.spanned(
+            &sig.ident,
+            "`#[worker]` functions take `ctx: WorkerContext` as their first parameter",
+        );
+    }
+
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => {
+            errors.spanned(&sig.ident, "`#[worker]` functions must return `Result<()>`");
+            sig.ident.span()
+        }
+    };
+
+    errors.finish(Worker {
+        name: args.name,
+        timeout_ms,
+        function: sig.ident.clone(),
+        context_span: context_span.unwrap_or_else(|| sig.ident.span()),
+        payload,
+        output_span,
+    })
+}

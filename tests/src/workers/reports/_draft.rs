@@ -1,0 +1,1 @@
+compile_error!("auto_workers!() must skip this file");
