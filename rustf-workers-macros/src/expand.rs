@@ -58,14 +58,17 @@ fn registration(worker: &Worker) -> TokenStream {
         },
         None => quote! { #function(#ctx).await },
     };
-    // Spanned at the user's return type, so a wrong one is reported there.
-    let body = quote_spanned! {*output_span=>
-        let output: #private::Result<()> = { #call };
+    // The second `output` is spanned at the user's return type, so a wrong one is
+    // reported there.
+    let checked = quote_spanned!(*output_span=> output);
+    let body = quote! {
+        let output = { #call };
+        let output: #private::Result<()> = #checked;
         output
     };
     // Spanned at the function's name, so a future that is not `Send` is reported there.
-    let boxed = quote_spanned! {function.span()=>
-        #private::Box::pin(future)
+    let future = quote_spanned! {function.span()=>
+        ::rustf_workers::__private::Box::pin(async move { #body })
     };
     let options = match timeout_ms {
         Some(ms) => quote! {
@@ -78,8 +81,7 @@ fn registration(worker: &Worker) -> TokenStream {
         #[doc(hidden)]
         const _: () = {
             fn __rustf_worker_start(ctx: #private::WorkerContext) -> #private::BoxFuture {
-                let future = async move { #body };
-                #boxed
+                #future
             }
             #private::inventory::submit! {
                 #private::Registration::new(

@@ -38,10 +38,7 @@ pub struct Installer {
 impl Installer {
     #[doc(hidden)]
     /// Called by generated code only.
-    pub const fn new(
-        files: &'static [&'static str],
-        installs: &'static [Install],
-    ) -> Self {
+    pub const fn new(files: &'static [&'static str], installs: &'static [Install]) -> Self {
         Self { files, installs }
     }
 
