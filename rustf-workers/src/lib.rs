@@ -30,13 +30,31 @@
 //! # }
 //! ```
 //!
+//! Workers can also be plain functions registered at build time, one file each under
+//! `src/workers/`, compiled by [`auto_workers!`]:
+//!
+//! ```
+//! use rustf_workers::prelude::*;
+//!
+//! #[worker("resize-image", timeout = "30s")]
+//! async fn resize_image(ctx: WorkerContext) -> Result<()> {
+//!     ctx.emit(json!({ "done": true }))?;
+//!     Ok(())
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! WORKER::run("resize-image", None).await
+//! # }
+//! ```
+//!
 //! Every run reaches exactly one terminal state (completed, failed, timed out, cancelled
 //! or panicked), is counted once in its worker's [`WorkerStats`], and is listed by
 //! [`WORKER::running`] exactly while it is live. A panicking worker fails its own run
 //! and nothing else. [`WORKER::shutdown`] refuses new runs, gives running ones a grace
 //! period, cancels the rest, and returns when none is left.
 //!
-//! The guide lives in the repository's `docs/` folder.
+//! The guide lives in the repository's `docs/` folder: concepts and API, registration
+//! (`#[worker]`, `auto_workers!()` and their compile errors), and performance.
 
 mod config;
 mod context;

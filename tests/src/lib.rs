@@ -89,3 +89,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/guide.md")]
 pub struct GuideDoctests;
+
+/// The registration guide's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/registration.md")]
+pub struct RegistrationDoctests;
