@@ -16,7 +16,7 @@ mod validate;
 
 /// Registers an `async fn` as a worker at build time.
 ///
-/// ```ignore
+/// ```text
 /// #[worker("send-email", timeout = "30s")]
 /// async fn send_email(ctx: WorkerContext, input: SendEmail) -> Result<()> { ... }
 /// ```

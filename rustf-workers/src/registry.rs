@@ -74,7 +74,8 @@ struct Inner {
 #[derive(Clone)]
 struct Catalog {
     definitions: BTreeMap<Box<str>, Arc<Definition>>,
-    /// Names that cannot be used, with the reason: claimed by two `#[worker]` functions.
+    /// Names that cannot be used, with the reason: claimed by two `#[worker]` functions,
+    /// or a linked registration the runtime refused.
     refused: BTreeMap<String, Error>,
     config: Arc<AppConfig>,
 }
@@ -116,7 +117,7 @@ impl WorkerRegistry {
     pub fn with_linked() -> Self {
         let registry = Self::new();
         let (definitions, refused) = crate::linked::linked(&registry.inner.live);
-        let built = registry.update_catalog(|catalog| {
+        registry.update_catalog(|catalog| {
             for definition in definitions {
                 catalog
                     .definitions
@@ -126,9 +127,7 @@ impl WorkerRegistry {
                 log::error!(target: "rustf_workers::registry", "{err}");
                 catalog.refused.insert(name, err);
             }
-            Ok(())
         });
-        debug_assert!(built.is_ok(), "filling an empty catalog cannot fail");
         registry
     }
 
@@ -226,12 +225,12 @@ impl WorkerRegistry {
     }
 
     /// Copy, change, swap: writers are rare and serialised, readers never wait.
-    fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+    fn update_catalog<T>(&self, change: impl FnOnce(&mut Catalog) -> T) -> T {
         let _writer = self.inner.writing.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Catalog::clone(&self.inner.catalog.load());
-        let result = change(&mut next)?;
+        let result = change(&mut next);
         self.inner.catalog.store(Arc::new(next));
-        Ok(result)
+        result
     }
 
     fn definition(&self, name: &str) -> Result<Arc<Definition>> {
@@ -419,11 +418,7 @@ impl WorkerRegistry {
     /// start afterwards see the new value; running ones keep theirs.
     pub fn set_config(&self, config: AppConfig) {
         let config = Arc::new(config);
-        let swapped = self.update_catalog(|catalog| {
-            catalog.config = config;
-            Ok(())
-        });
-        debug_assert!(swapped.is_ok(), "replacing the config cannot fail");
+        self.update_catalog(|catalog| catalog.config = config);
     }
 
     /// The settings new runs will get.
