@@ -53,11 +53,16 @@ fn registration(worker: &Worker) -> TokenStream {
     let ctx = quote_spanned!(*context_span=> ctx);
     let call = match payload {
         Some(ty) => quote! {
-            let input: #ty = #private::payload::<#ty>(&ctx)?;
+            let input: #ty = (__RUSTF_PAYLOAD.read)(ctx.worker_name(), ctx.payload())?;
             #function(#ctx, input).await
         },
         None => quote! { #function(#ctx).await },
     };
+    let payload_fns = payload.as_ref().map(|ty| {
+        quote! {
+            const __RUSTF_PAYLOAD: #private::PayloadFns<#ty> = #private::payload_fns::<#ty>();
+        }
+    });
     // The second `output` is spanned at the user's return type, so a wrong one is
     // reported there.
     let checked = quote_spanned!(*output_span=> output);
@@ -70,6 +75,10 @@ fn registration(worker: &Worker) -> TokenStream {
     let future = quote_spanned! {function.span()=>
         ::rustf_workers::__private::Box::pin(async move { #body })
     };
+    let check = match payload {
+        Some(_) => quote! { ::core::option::Option::Some(__RUSTF_PAYLOAD.check) },
+        None => quote! { ::core::option::Option::None },
+    };
     let options = match timeout_ms {
         Some(ms) => quote! {
             #private::WorkerOptions::new().timeout(::core::time::Duration::from_millis(#ms))
@@ -80,6 +89,7 @@ fn registration(worker: &Worker) -> TokenStream {
     quote! {
         #[doc(hidden)]
         const _: () = {
+            #payload_fns
             fn __rustf_worker_start(ctx: #private::WorkerContext) -> #private::BoxFuture {
                 #future
             }
@@ -90,6 +100,7 @@ fn registration(worker: &Worker) -> TokenStream {
                     ::core::concat!(::core::file!(), ":", ::core::line!()),
                     #options,
                     __rustf_worker_start,
+                    #check,
                 )
             }
         };

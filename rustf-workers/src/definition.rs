@@ -25,7 +25,13 @@ pub(crate) struct Definition {
     pub(crate) counters: Counters,
     /// The registry's live runs, reached by finishing runs without the registry.
     pub(crate) live: Arc<LiveRuns>,
+    /// Checks a payload at call time, before a run exists (typed `#[worker]` payloads).
+    pub(crate) check_payload: Option<PayloadCheck>,
 }
+
+/// Reads a payload as the worker's payload type, discarding it; the error names the
+/// worker (its first argument).
+pub type PayloadCheck = fn(&str, Option<&serde_json::Value>) -> Result<()>;
 
 impl Definition {
     pub(crate) fn new<F, Fut>(
@@ -63,6 +69,7 @@ impl Definition {
             spawn,
             counters: Counters::default(),
             live,
+            check_payload: None,
         })
     }
 }

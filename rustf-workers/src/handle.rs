@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::run::Run;
-use crate::{CancelReason, Error, Result};
+use crate::{CancelReason, Error, Result, Subscription};
 
 /// The caller's handle on one run, returned by [`WORKER::call`](crate::WORKER::call):
 /// read its messages, cancel it, await its result.
@@ -66,6 +66,13 @@ impl WorkerHandle {
     /// The worker's name.
     pub fn worker_name(&self) -> &str {
         self.run.worker_name()
+    }
+
+    /// A watcher of this run's messages and outcome, alongside this handle's own stream:
+    /// see [`Subscription`]. A subscription made after the run ended yields only its
+    /// outcome.
+    pub fn subscribe(&self) -> Subscription {
+        self.run.subscribe()
     }
 
     /// Whether the run has reached its terminal state.

@@ -67,10 +67,13 @@ mod lifecycle;
 mod linked;
 mod live;
 mod options;
+mod outcome;
 mod padded;
 mod registry;
 mod run;
+mod run_info;
 mod stats;
+mod subscription;
 
 pub mod prelude;
 
@@ -85,7 +88,10 @@ pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use installer::Installer;
 pub use options::WorkerOptions;
+pub use outcome::{RunEvent, RunOutcome, RunStatus};
 pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
+pub use run_info::RunInfo;
 pub use stats::WorkerStats;
+pub use subscription::Subscription;
 
 pub use rustf_workers_macros::{auto_workers, worker};

@@ -13,8 +13,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::run::Run;
-use crate::stats::Ending;
 use crate::{CancelReason, Error, Result};
+use crate::{RunOutcome, RunStatus as Ending};
 
 /// How a run ended.
 pub(crate) enum Outcome {
@@ -79,10 +79,16 @@ impl RunGuard {
         let elapsed = run.started.elapsed();
         let error = result.as_ref().err().map(ToString::to_string);
         log_ending(run, ending, elapsed, error.as_deref());
+        let outcome = RunOutcome {
+            status: ending,
+            error: error.clone(),
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        };
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;
         // `shutdown` returns only after the outcome is out.
         definition.counters.record(ending, elapsed, error);
+        run.end_watchers(outcome);
         run.close(result);
         definition.counters.settle();
         definition.live.settled();

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::definition::Definition;
+use crate::definition::{Definition, PayloadCheck};
 use crate::live::LiveRuns;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
 
@@ -20,6 +20,7 @@ pub struct Registration {
     location: &'static str,
     options: WorkerOptions,
     start: fn(WorkerContext) -> BoxFuture,
+    check: Option<PayloadCheck>,
 }
 
 impl Registration {
@@ -30,6 +31,7 @@ impl Registration {
         location: &'static str,
         options: WorkerOptions,
         start: fn(WorkerContext) -> BoxFuture,
+        check: Option<PayloadCheck>,
     ) -> Self {
         Self {
             name,
@@ -37,6 +39,7 @@ impl Registration {
             location,
             options,
             start,
+            check,
         }
     }
 
@@ -77,7 +80,10 @@ pub(crate) fn linked(live: &Arc<LiveRuns>) -> (Vec<Definition>, Vec<(String, Err
             Arc::clone(live),
             first.start,
         ) {
-            Ok(definition) => definitions.push(definition),
+            Ok(mut definition) => {
+                definition.check_payload = first.check;
+                definitions.push(definition);
+            }
             Err(err) => refused.push((first.name.to_owned(), err)),
         }
     }

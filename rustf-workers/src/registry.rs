@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use crate::lifecycle::RunGuard;
 use crate::live::{LiveRuns, Phase};
 use crate::run::Run;
 use crate::{
-    AppConfig, CancelReason, Error, Result, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
+    AppConfig, CancelReason, Error, Result, RunInfo, Subscription, WorkerContext, WorkerHandle,
+    WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -69,6 +70,7 @@ struct Inner {
     live: Arc<LiveRuns>,
     grace_ms: AtomicU64,
     message_capacity: AtomicUsize,
+    keep_last: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,7 @@ impl WorkerRegistry {
                 live: Arc::new(LiveRuns::new()),
                 grace_ms: AtomicU64::new(DEFAULT_SHUTDOWN_GRACE.as_millis() as u64),
                 message_capacity: AtomicUsize::new(DEFAULT_MESSAGE_CAPACITY),
+                keep_last: AtomicBool::new(false),
             }),
         }
     }
@@ -280,6 +283,9 @@ impl WorkerRegistry {
     ) -> Result<WorkerHandle> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
+        if let Some(check) = definition.check_payload {
+            check(name, payload.as_ref())?;
+        }
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
                 "call of worker '{name}': timeout must be greater than zero"
@@ -305,6 +311,8 @@ impl WorkerRegistry {
             payload,
             Arc::clone(&catalog.config),
             self.inner.message_capacity.load(Ordering::Relaxed),
+            // Relaxed: a setting read once per run; no other data depends on it.
+            self.inner.keep_last.load(Ordering::Relaxed),
         ));
         live.insert(Arc::clone(&run));
         // A shutdown that began after the check above may have swept the live table
@@ -340,14 +348,13 @@ impl WorkerRegistry {
     /// [`Error::RunNotFound`] when no live run has this id (unknown, malformed, or
     /// already finished).
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        let run = uuid::Uuid::try_parse(run_id)
-            .ok()
-            .and_then(|id| self.inner.live.get(id.as_u128()));
-        match run {
-            Some(run) if run.abort(CancelReason::Requested) => Ok(()),
-            _ => Err(Error::RunNotFound {
+        let run = self.live_run(run_id)?;
+        if run.abort(CancelReason::Requested) {
+            Ok(())
+        } else {
+            Err(Error::RunNotFound {
                 run_id: run_id.to_owned(),
-            }),
+            })
         }
     }
 
@@ -398,6 +405,45 @@ impl WorkerRegistry {
             .collect()
     }
 
+    /// A watcher of the live run `run_id`: its messages from now on, then its outcome.
+    /// See [`Subscription`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] when no live run has this id.
+    pub fn subscribe(&self, run_id: &str) -> Result<Subscription> {
+        self.live_run(run_id).map(|run| run.subscribe())
+    }
+
+    /// Every live run, oldest first, with its worker, start time, elapsed time and last
+    /// message.
+    pub fn live_runs(&self) -> Vec<RunInfo> {
+        self.inner
+            .live
+            .snapshot()
+            .iter()
+            .map(|run| RunInfo::of(run))
+            .collect()
+    }
+
+    /// The live run `run_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] when no live run has this id.
+    pub fn run_info(&self, run_id: &str) -> Result<RunInfo> {
+        self.live_run(run_id).map(|run| RunInfo::of(&run))
+    }
+
+    fn live_run(&self, run_id: &str) -> Result<Arc<Run>> {
+        uuid::Uuid::try_parse(run_id)
+            .ok()
+            .and_then(|id| self.inner.live.get(id.as_u128()))
+            .ok_or_else(|| Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            })
+    }
+
     /// Statistics of worker `name`; `None` for an unknown name.
     pub async fn stats(&self, name: &str) -> Option<WorkerStats> {
         self.definition(name)
@@ -424,6 +470,14 @@ impl WorkerRegistry {
     /// The settings new runs will get.
     pub fn config(&self) -> Arc<AppConfig> {
         Arc::clone(&self.inner.catalog.load().config)
+    }
+
+    /// Keeps each run's last message, for [`live_runs`](Self::live_runs) and the HTTP
+    /// endpoints (which turn it on). Off by default: it costs a copy of every message.
+    /// Applies to runs started afterwards.
+    pub fn keep_last_messages(&self, keep: bool) {
+        // Relaxed: read once per run at admission; no other data depends on it.
+        self.inner.keep_last.store(keep, Ordering::Relaxed);
     }
 
     /// Sets how long [`shutdown`](Self::shutdown) lets running workers finish on their own

@@ -3,19 +3,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::AppConfig;
 use crate::definition::Definition;
-use crate::{CancelReason, Error, Result};
+use crate::subscription::Subscription;
+use crate::{CancelReason, Error, Result, RunOutcome};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -52,7 +53,22 @@ pub(crate) struct Run {
     waiters: Notify,
     mailbox: Mutex<Mailbox>,
     capacity: usize,
+    /// Whether to keep the last message for the run listings (`RunInfo`).
+    keep_last: bool,
     state: Mutex<HashMap<String, Value>>,
+    /// Whether anyone ever subscribed: `emit` looks at `watchers` only then.
+    watched: AtomicBool,
+    watchers: Mutex<Watchers>,
+    /// The outcome, kept for watchers; stored only if the run was watched.
+    ended: OnceLock<RunOutcome>,
+}
+
+#[derive(Default)]
+struct Watchers {
+    /// Created by the first subscriber; dropped when the run ends, which closes every
+    /// subscription after its buffered messages.
+    sender: Option<broadcast::Sender<Value>>,
+    closed: bool,
 }
 
 /// The result of offering a message to the mailbox.
@@ -72,6 +88,8 @@ struct Mailbox {
     /// The handle found nothing and registered its waker; the next message wakes it.
     /// Keeps `emit` from touching the waker while the reader is busy.
     reader_waiting: bool,
+    /// The last message emitted, when the registry keeps it for listings.
+    last: Option<Value>,
     outcome: Option<Result<()>>,
 }
 
@@ -81,6 +99,7 @@ impl Run {
         payload: Option<Value>,
         config: Arc<AppConfig>,
         capacity: usize,
+        keep_last: bool,
     ) -> Self {
         Self {
             key: Uuid::new_v4().as_u128(),
@@ -99,10 +118,15 @@ impl Run {
                 closed: false,
                 writer_waiting: false,
                 reader_waiting: false,
+                last: None,
                 outcome: None,
             }),
             capacity,
+            keep_last,
             state: Mutex::new(HashMap::new()),
+            watched: AtomicBool::new(false),
+            watchers: Mutex::new(Watchers::default()),
+            ended: OnceLock::new(),
         }
     }
 
@@ -248,12 +272,14 @@ impl Run {
             return Offer::Done(Err(self.finished_error()));
         }
         if !mailbox.attached {
+            self.share(&mut mailbox, &message);
             return Offer::Done(Ok(()));
         }
         if mailbox.queue.len() >= self.capacity {
             mailbox.writer_waiting |= wait;
             return Offer::Full(message);
         }
+        self.share(&mut mailbox, &message);
         mailbox.queue.push_back(message);
         let wake_reader = std::mem::take(&mut mailbox.reader_waiting);
         drop(mailbox);
@@ -261,6 +287,63 @@ impl Run {
             self.reader.wake();
         }
         Offer::Done(Ok(()))
+    }
+
+    /// Copies an accepted message to the watchers and the last-message slot, for those
+    /// that want it.
+    fn share(&self, mailbox: &mut Mailbox, message: &Value) {
+        if self.keep_last {
+            mailbox.last = Some(message.clone());
+        }
+        // Acquire: pairs with `subscribe`, so a watcher counted here has its sender set.
+        if self.watched.load(Ordering::Acquire) {
+            if let Some(sender) = &self.watchers().sender {
+                // An error only means every watcher has gone.
+                let _ = sender.send(message.clone());
+            }
+        }
+    }
+
+    /// The last message emitted, if the registry keeps them.
+    pub(crate) fn last_message(&self) -> Option<Value> {
+        self.mailbox().last.clone()
+    }
+
+    fn watchers(&self) -> MutexGuard<'_, Watchers> {
+        // Held for a channel operation only.
+        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new watcher of this run's messages and outcome.
+    pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
+        let mut watchers = self.watchers();
+        if watchers.closed {
+            return Subscription::new(Arc::clone(self), None);
+        }
+        let receiver = match &watchers.sender {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(self.capacity);
+                watchers.sender = Some(sender);
+                self.watched.store(true, Ordering::Release);
+                receiver
+            }
+        };
+        Subscription::new(Arc::clone(self), Some(receiver))
+    }
+
+    /// Keeps the outcome for watchers and ends their streams. The outcome is stored
+    /// first, so a subscription that sees its stream closed always finds it.
+    pub(crate) fn end_watchers(&self, outcome: RunOutcome) {
+        let _ = self.ended.set(outcome);
+        let mut watchers = self.watchers();
+        watchers.closed = true;
+        drop(watchers.sender.take());
+    }
+
+    /// The outcome, once the watchers' streams have ended.
+    pub(crate) fn ended(&self) -> Option<RunOutcome> {
+        self.ended.get().cloned()
     }
 
     /// The next message; `None` once the run has ended and every message was read.

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::padded::Padded;
+use crate::RunStatus as Ending;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,16 +76,6 @@ impl WorkerStats {
     pub fn average_run_ms(&self) -> Option<u64> {
         (self.runs > 0).then(|| self.total_runtime_ms / self.runs)
     }
-}
-
-/// How a run ended, as far as statistics care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
-    Completed,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Panicked,
 }
 
 const NO_LAST_RUN: u64 = u64::MAX;

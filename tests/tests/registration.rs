@@ -36,7 +36,7 @@ async fn macro_workers_are_registered_with_no_setup_call() {
 }
 
 #[tokio::test]
-async fn typed_payloads_are_read_before_the_handler_runs() {
+async fn typed_payloads_are_checked_when_called() {
     let mut handle = WORKER::call(
         "fixture-echo",
         None,
@@ -48,18 +48,18 @@ async fn typed_payloads_are_read_before_the_handler_runs() {
     assert_eq!(handle.recv().await, Some(json!("hi")));
     assert_eq!(handle.recv().await, None);
 
+    // A payload that does not read as `Echo` is refused by `call` itself: no run
+    // exists, the handler never runs, nothing is counted.
     let before = WORKER::stats("fixture-echo").await.unwrap();
-    let mut handle = WORKER::call("fixture-echo", None, Some(json!({ "txt": "typo" })))
+    let err = WORKER::call("fixture-echo", None, Some(json!({ "txt": "typo" })))
         .await
-        .unwrap();
-    assert_eq!(handle.recv().await, None, "the handler never ran");
-    let err = handle.await_result().await.unwrap_err();
+        .unwrap_err();
     assert!(err.is_validation(), "{err}");
     let text = err.to_string();
     assert!(text.contains("worker 'fixture-echo'"), "{text}");
     assert!(text.contains("missing field `text`"), "{text}");
     let after = WORKER::stats("fixture-echo").await.unwrap();
-    assert_eq!(after.failed, before.failed + 1);
+    assert_eq!((after.runs, after.failed), (before.runs, before.failed));
 
     assert!(WORKER::run("fixture-echo", None)
         .await
