@@ -57,6 +57,15 @@ impl Definition {
             // `tokio::spawn`; a panic in it is the run's panic, not the caller's.
             match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
                 Ok(future) => {
+                    #[cfg(feature = "tracing")]
+                    let future = tracing::Instrument::instrument(
+                        future,
+                        tracing::info_span!(
+                            "worker_run",
+                            worker = guard.run.worker_name(),
+                            run_id = guard.run.id(),
+                        ),
+                    );
                     tokio::spawn(Driver::new(guard, future, timeout));
                 }
                 Err(panic) => guard.finish(Outcome::Panicked(panic_message(&*panic))),

@@ -77,6 +77,9 @@ mod subscription;
 
 pub mod prelude;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

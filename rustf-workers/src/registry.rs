@@ -236,8 +236,20 @@ impl WorkerRegistry {
         result
     }
 
-    fn definition(&self, name: &str) -> Result<Arc<Definition>> {
+    pub(crate) fn definition(&self, name: &str) -> Result<Arc<Definition>> {
         self.inner.catalog.load().definition(name).cloned()
+    }
+
+    /// Every definition, by name.
+    #[cfg(feature = "http")]
+    pub(crate) fn definition_list(&self) -> Vec<Arc<Definition>> {
+        self.inner
+            .catalog
+            .load()
+            .definitions
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Runs admitted and not yet settled, over every definition.
@@ -395,7 +407,7 @@ impl WorkerRegistry {
         Ok(self.live_ids(|run| run.worker_name() == name))
     }
 
-    fn live_ids(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
+    pub(crate) fn live_ids(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
         self.inner
             .live
             .snapshot()

@@ -80,6 +80,13 @@ impl WorkerStats {
 
 const NO_LAST_RUN: u64 = u64::MAX;
 
+/// Upper bounds, in milliseconds, of the run-duration histogram the metrics endpoint
+/// exposes; runs longer than the last bound fall in `+Inf`.
+#[cfg(feature = "http")]
+pub(crate) const DURATION_BUCKETS_MS: [u64; 12] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000,
+];
+
 /// The live counters of one definition: atomics, except the last error's text, which is
 /// written only on the error path.
 ///
@@ -106,6 +113,10 @@ struct Ended {
     last_run_ms: AtomicU64,
     /// Runs whose outcome has been published; `admitted - settled` are in flight.
     settled: AtomicU64,
+    /// Finished runs per duration bucket (not cumulative); the rest are over the last
+    /// bound.
+    #[cfg(feature = "http")]
+    buckets: [AtomicU64; DURATION_BUCKETS_MS.len()],
 }
 
 impl Default for Counters {
@@ -124,6 +135,8 @@ impl Default for Counters {
                 max_run_ms: zero(),
                 last_run_ms: AtomicU64::new(NO_LAST_RUN),
                 settled: zero(),
+                #[cfg(feature = "http")]
+                buckets: std::array::from_fn(|_| zero()),
             }),
             last_error: Mutex::new(None),
         }
@@ -154,6 +167,10 @@ impl Counters {
             ended.max_run_ms.fetch_max(ms, Ordering::Relaxed);
         }
         ended.last_run_ms.store(ms, Ordering::Relaxed);
+        #[cfg(feature = "http")]
+        if let Some(bucket) = DURATION_BUCKETS_MS.iter().position(|&bound| ms <= bound) {
+            ended.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
         ended.runs.fetch_add(1, Ordering::Relaxed);
         let breakdown = match ending {
             Ending::Completed => return,
@@ -186,6 +203,13 @@ impl Counters {
             .0
             .load(Ordering::SeqCst)
             .saturating_sub(settled)
+    }
+
+    /// Finished runs per duration bucket (not cumulative), for the metrics endpoint.
+    #[cfg(feature = "http")]
+    pub(crate) fn duration_buckets(&self) -> [u64; DURATION_BUCKETS_MS.len()] {
+        // Relaxed: a scrape is a best-effort snapshot, like the other counters.
+        std::array::from_fn(|i| self.ended.0.buckets[i].load(Ordering::Relaxed))
     }
 
     pub(crate) fn snapshot(&self) -> WorkerStats {

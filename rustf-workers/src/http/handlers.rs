@@ -1,0 +1,200 @@
+//! The route handlers.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::json::{
+    DefinitionDetail, DefinitionOptions, DefinitionSummary, ErrorBody, ErrorDetail, StartedRun,
+};
+use super::{metrics as exposition, RouterBuilder};
+use crate::{Error, RunEvent};
+
+type Shared = State<Arc<RouterBuilder>>;
+
+pub(super) async fn definitions(State(http): Shared) -> Json<Value> {
+    let workers: Vec<DefinitionSummary> = http
+        .registry
+        .definition_list()
+        .iter()
+        .map(|definition| {
+            let stats = definition.counters.snapshot();
+            DefinitionSummary {
+                name: definition.name.to_string(),
+                live: stats.running,
+                stats,
+            }
+        })
+        .collect();
+    Json(json!({ "workers": workers }))
+}
+
+pub(super) async fn definition(State(http): Shared, Path(name): Path<String>) -> Response {
+    match http.registry.definition(&name) {
+        Ok(definition) => Json(DefinitionDetail {
+            name: name.clone(),
+            stats: definition.counters.snapshot(),
+            options: DefinitionOptions {
+                timeout_ms: definition
+                    .options
+                    .default_timeout()
+                    .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            },
+            live_runs: http.registry.live_ids(|run| run.worker_name() == name),
+        })
+        .into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+pub(super) async fn runs(State(http): Shared) -> Json<Value> {
+    Json(json!({ "runs": http.registry.live_runs() }))
+}
+
+pub(super) async fn run(State(http): Shared, Path(id): Path<String>) -> Response {
+    match http.registry.run_info(&id) {
+        Ok(info) => Json(info).into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+pub(super) async fn events(State(http): Shared, Path(id): Path<String>) -> Response {
+    match http.registry.subscribe(&id) {
+        Ok(subscription) => {
+            let stream = futures::stream::unfold(subscription, |mut subscription| async move {
+                let event = subscription.recv().await?;
+                Some((Ok::<_, Infallible>(sse_event(event)), subscription))
+            });
+            Sse::new(stream)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+        Err(err) => error(&err),
+    }
+}
+
+fn sse_event(event: RunEvent) -> Event {
+    match event {
+        RunEvent::Message(message) => Event::default().event("message").data(message.to_string()),
+        RunEvent::Lagged(missed) => Event::default()
+            .event("lagged")
+            .data(json!({ "missed": missed }).to_string()),
+        RunEvent::Finished(outcome) => Event::default()
+            .event("end")
+            .data(serde_json::to_string(&outcome).unwrap_or_default()),
+    }
+}
+
+pub(super) async fn start(State(http): Shared, Path(name): Path<String>, body: Bytes) -> Response {
+    if !http.allow_start {
+        return disabled("starting runs", "allow_starting_runs");
+    }
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(payload) => Some(payload),
+            Err(err) => {
+                return respond(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the request body is not valid JSON: {err}"),
+                )
+            }
+        }
+    };
+    match http.registry.call(&name, None, payload).await {
+        // The run goes on without its handle; watch it through its events.
+        Ok(handle) => (
+            StatusCode::ACCEPTED,
+            Json(StartedRun {
+                id: handle.id().to_owned(),
+                worker: name,
+            }),
+        )
+            .into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Response {
+    if !http.allow_cancel {
+        return disabled("cancelling runs", "allow_cancelling_runs");
+    }
+    match http.registry.cancel(&id).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": id, "status": "cancelling" })),
+        )
+            .into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+pub(super) async fn metrics(State(http): Shared) -> Response {
+    match exposition::render(&http.registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the metrics could not be encoded".into(),
+        ),
+    }
+}
+
+pub(super) async fn not_found(method: Method, uri: Uri) -> Response {
+    respond(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn disabled(what: &str, switch: &str) -> Response {
+    respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "disabled",
+        format!(
+            "{what} over HTTP is turned off; turn it on with `RouterBuilder::{switch}()`, \
+             behind your own authentication"
+        ),
+    )
+}
+
+/// The status and kind for each error a handler can meet.
+fn error(err: &Error) -> Response {
+    let (status, kind) = match err {
+        Error::NotRegistered { .. } => (StatusCode::NOT_FOUND, "not_registered"),
+        Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "run_not_found"),
+        Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        Error::AlreadyRegistered { .. } => (StatusCode::CONFLICT, "already_registered"),
+        Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    respond(status, kind, err.to_string())
+}
+
+fn respond(status: StatusCode, kind: &str, message: String) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            kind: kind.to_owned(),
+            message,
+        },
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,118 @@
+//! An axum router with worker statistics, live runs, Server-Sent Events of a run's
+//! messages, and Prometheus metrics. Feature `http`.
+//!
+//! ```no_run
+//! use axum::Router;
+//!
+//! # async fn serve() -> std::io::Result<()> {
+//! let app: Router = Router::new().nest("/admin/workers", rustf_workers::http::router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | every definition with its statistics and live-run count |
+//! | `GET /{name}` | one definition: statistics, options, live run ids |
+//! | `GET /runs`, `GET /runs/{id}` | live runs: worker, start time, elapsed, last message |
+//! | `GET /runs/{id}/events` | Server-Sent Events: `message`, `lagged`, then `end` with the outcome |
+//! | `GET /metrics` | Prometheus (OpenMetrics) text |
+//! | `POST /{name}/runs` | start a run with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
+//! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
+//!
+//! Errors are JSON ([`ErrorBody`]) with a 4xx status naming the problem. The guide is
+//! `docs/http.md`; put the router behind your application's own authentication.
+
+mod handlers;
+mod json;
+mod metrics;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::WorkerRegistry;
+
+pub use json::{
+    DefinitionDetail, DefinitionOptions, DefinitionSummary, ErrorBody, ErrorDetail, StartedRun,
+};
+
+/// The read-only router over the global registry: statistics, live runs, events, metrics.
+/// Starting and cancelling runs stay off; see [`RouterBuilder`].
+pub fn router() -> Router {
+    RouterBuilder::new().build()
+}
+
+/// Builds the router: which registry, and whether runs may be started or cancelled over
+/// HTTP.
+///
+/// ```
+/// let admin = rustf_workers::http::RouterBuilder::new()
+///     .allow_starting_runs()
+///     .allow_cancelling_runs()
+///     .build();
+/// # let _: axum::Router = admin;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RouterBuilder {
+    registry: WorkerRegistry,
+    allow_start: bool,
+    allow_cancel: bool,
+}
+
+impl RouterBuilder {
+    /// Over the global registry, read-only.
+    pub fn new() -> Self {
+        Self::for_registry(WorkerRegistry::global().clone())
+    }
+
+    /// Over `registry`, read-only.
+    pub fn for_registry(registry: WorkerRegistry) -> Self {
+        Self {
+            registry,
+            allow_start: false,
+            allow_cancel: false,
+        }
+    }
+
+    /// Turns on `POST /{name}/runs`. Anyone who can reach the router can then start any
+    /// worker with any payload: mount it behind your own authentication.
+    pub fn allow_starting_runs(mut self) -> Self {
+        self.allow_start = true;
+        self
+    }
+
+    /// Turns on `DELETE /runs/{id}`. Mount it behind your own authentication.
+    pub fn allow_cancelling_runs(mut self) -> Self {
+        self.allow_cancel = true;
+        self
+    }
+
+    /// The router. Also turns on
+    /// [`keep_last_messages`](WorkerRegistry::keep_last_messages), so run listings show
+    /// each run's last message.
+    pub fn build(self) -> Router {
+        self.registry.keep_last_messages(true);
+        let state = Arc::new(self);
+        Router::new()
+            .route("/", get(handlers::definitions))
+            .route("/metrics", get(handlers::metrics))
+            .route("/runs", get(handlers::runs))
+            .route("/runs/{id}", get(handlers::run).delete(handlers::cancel))
+            .route("/runs/{id}/events", get(handlers::events))
+            .route("/{name}", get(handlers::definition))
+            .route("/{name}/runs", axum::routing::post(handlers::start))
+            .fallback(handlers::not_found)
+            .method_not_allowed_fallback(handlers::method_not_allowed)
+            .with_state(state)
+    }
+}
+
+impl Default for RouterBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,364 @@
+//! The HTTP router, driven in process through tower's `oneshot`.
+
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use rustf_workers::http::RouterBuilder;
+use rustf_workers::prelude::*;
+use rustf_workers::WorkerRegistry;
+use tower::ServiceExt;
+
+// Links this crate's `#[worker]` fixtures (tests/src/workers): nothing else here names the
+// library, and an unreferenced library's registrations are not linked (inventory#7).
+use rustf_workers_tests as _;
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// Asserts an error reply of `status` and `kind`; returns its message.
+    fn error(&self, status: StatusCode, kind: &str) -> String {
+        assert_eq!(self.status, status, "{}", self.body);
+        let json = self.json();
+        assert_eq!(json["error"]["kind"], kind, "{}", self.body);
+        json["error"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn send(router: &Router, method: Method, uri: &str, body: &str) -> Reply {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    Reply {
+        status,
+        content_type,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+async fn get(router: &Router, uri: &str) -> Reply {
+    send(router, Method::GET, uri, "").await
+}
+
+async fn registry() -> WorkerRegistry {
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "report",
+            rustf_workers::WorkerOptions::new().timeout(Duration::from_secs(30)),
+            |ctx| async move {
+                let steps = ctx.payload().and_then(|p| p["steps"].as_u64()).unwrap_or(3);
+                for step in 1..=steps {
+                    ctx.sleep(Duration::from_millis(5)).await;
+                    ctx.emit(json!({ "step": step }))?;
+                }
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .register("forever", |ctx| async move {
+            ctx.emit(json!("started"))?;
+            ctx.sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers
+}
+
+/// Parses an SSE body into (event, data) pairs.
+fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_owned());
+                }
+                if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(v.to_owned());
+                }
+            }
+            Some((event?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn definitions_and_their_details() {
+    let workers = registry().await;
+    workers.run("report", None).await.unwrap();
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+
+    let reply = get(&router, "/").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.content_type, "application/json");
+    let list = reply.json();
+    assert_eq!(list["workers"][0]["name"], "forever");
+    assert_eq!(list["workers"][1]["name"], "report");
+    assert_eq!(list["workers"][1]["stats"]["runs"], 1);
+    assert_eq!(list["workers"][1]["live"], 0);
+
+    let running = workers.call("forever", None, None).await.unwrap();
+    let detail = get(&router, "/forever").await.json();
+    assert_eq!(detail["live_runs"], json!([running.id()]));
+    assert_eq!(detail["options"]["timeout_ms"], Value::Null);
+    assert_eq!(
+        get(&router, "/report").await.json()["options"]["timeout_ms"],
+        30_000
+    );
+
+    let message = get(&router, "/ghost")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_registered");
+    assert_eq!(message, "Worker 'ghost' not registered");
+    running.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn live_runs_and_their_last_message() {
+    let workers = registry().await;
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+    let mut handle = workers.call("forever", None, None).await.unwrap();
+    assert_eq!(handle.recv().await, Some(json!("started")));
+
+    let runs = get(&router, "/runs").await.json();
+    assert_eq!(runs["runs"][0]["id"], handle.id());
+    assert_eq!(runs["runs"][0]["worker"], "forever");
+    assert_eq!(runs["runs"][0]["last_message"], "started");
+    assert!(runs["runs"][0]["started_at_ms"].as_u64().unwrap() > 0);
+
+    let one = get(&router, &format!("/runs/{}", handle.id())).await.json();
+    assert_eq!(one["id"], handle.id());
+    get(&router, "/runs/not-a-run")
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
+    handle.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn events_stream_every_message_then_the_outcome_to_several_clients() {
+    let workers = registry().await;
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+    let mut handle = workers
+        .call("report", None, Some(json!({ "steps": 4 })))
+        .await
+        .unwrap();
+    let uri = format!("/runs/{}/events", handle.id());
+    let (a, b) = tokio::join!(get(&router, &uri), get(&router, &uri));
+    // The caller's own handle still sees every message.
+    let mut own = Vec::new();
+    while let Some(message) = handle.recv().await {
+        own.push(message);
+    }
+    assert_eq!(own.len(), 4);
+
+    for reply in [a, b] {
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.content_type, "text/event-stream");
+        let events = sse_events(&reply.body);
+        assert_eq!(events.len(), 5, "{}", reply.body);
+        for (step, (event, data)) in events[..4].iter().enumerate() {
+            assert_eq!(event, "message");
+            assert_eq!(
+                serde_json::from_str::<Value>(data).unwrap(),
+                json!({ "step": step + 1 })
+            );
+        }
+        let (event, data) = &events[4];
+        assert_eq!(event, "end");
+        let outcome: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(outcome["status"], "completed");
+        assert_eq!(outcome["error"], Value::Null);
+    }
+    get(&router, "/runs/00000000-0000-4000-8000-000000000000/events")
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
+}
+
+#[tokio::test]
+async fn starting_and_cancelling_are_off_unless_turned_on() {
+    let workers = registry().await;
+    let read_only = RouterBuilder::for_registry(workers.clone()).build();
+    let message = send(&read_only, Method::POST, "/report/runs", "{}")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+    assert!(message.contains("allow_starting_runs"), "{message}");
+    let handle = workers.call("forever", None, None).await.unwrap();
+    send(
+        &read_only,
+        Method::DELETE,
+        &format!("/runs/{}", handle.id()),
+        "",
+    )
+    .await
+    .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+    assert!(!handle.is_finished());
+    assert_eq!(workers.stats("report").await.unwrap().runs, 0);
+    handle.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn starting_and_cancelling_runs_when_turned_on() {
+    let workers = registry().await;
+    let admin = RouterBuilder::for_registry(workers.clone())
+        .allow_starting_runs()
+        .allow_cancelling_runs()
+        .build();
+
+    let reply = send(&admin, Method::POST, "/forever/runs", "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let id = reply.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(reply.json()["worker"], "forever");
+    assert_eq!(workers.running().await.unwrap(), [id.as_str()]);
+
+    let events = tokio::spawn({
+        let admin = admin.clone();
+        let uri = format!("/runs/{id}/events");
+        async move { get(&admin, &uri).await }
+    });
+    while workers.run_info(&id).unwrap().last_message.is_none() {
+        tokio::task::yield_now().await;
+    }
+    let reply = send(&admin, Method::DELETE, &format!("/runs/{id}"), "").await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let events = sse_events(&events.await.unwrap().body);
+    let (event, data) = events.last().unwrap();
+    assert_eq!(event, "end");
+    assert_eq!(
+        serde_json::from_str::<Value>(data).unwrap()["status"],
+        "cancelled"
+    );
+    send(&admin, Method::DELETE, &format!("/runs/{id}"), "")
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
+
+    let reply = send(&admin, Method::POST, "/report/runs", r#"{ "steps": 1 }"#).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn bad_requests_are_json_4xx_never_500() {
+    let admin = RouterBuilder::new().allow_starting_runs().build();
+
+    let message = send(&admin, Method::POST, "/fixture-echo/runs", "{ not json")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_json");
+    assert!(
+        message.starts_with("the request body is not valid JSON"),
+        "{message}"
+    );
+
+    send(&admin, Method::POST, "/ghost/runs", "{}")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_registered");
+
+    // A typed `#[worker]` (tests/src/workers/echo.rs) rejects the payload at call time.
+    let message = send(
+        &admin,
+        Method::POST,
+        "/fixture-echo/runs",
+        r#"{ "txt": 1 }"#,
+    )
+    .await
+    .error(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert!(
+        message.contains("worker 'fixture-echo'") && message.contains("missing field `text`"),
+        "{message}"
+    );
+
+    send(&admin, Method::POST, "/fixture-duplicate/runs", "{}")
+        .await
+        .error(StatusCode::CONFLICT, "already_registered");
+    send(&admin, Method::PUT, "/", "")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    send(&admin, Method::GET, "/runs/a/b/c", "")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let workers = registry().await;
+    workers
+        .run("report", Some(json!({ "steps": 1 })))
+        .await
+        .unwrap();
+    workers
+        .run("report", Some(json!({ "steps": 2 })))
+        .await
+        .unwrap();
+    let forever = workers
+        .call("forever", Some(Duration::from_millis(1)), None)
+        .await
+        .unwrap();
+    assert!(forever.await_result().await.unwrap_err().is_timeout());
+    let running = workers.call("forever", None, None).await.unwrap();
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+
+    let reply = get(&router, "/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .content_type
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        reply.content_type
+    );
+    let text = reply.body;
+    for line in [
+        "# TYPE rustf_workers_runs counter",
+        r#"rustf_workers_runs_total{worker="report"} 2"#,
+        r#"rustf_workers_errors_total{worker="forever"} 1"#,
+        r#"rustf_workers_timed_out_total{worker="forever"} 1"#,
+        r#"rustf_workers_cancelled_total{worker="forever"} 0"#,
+        r#"rustf_workers_running{worker="forever"} 1"#,
+        r#"rustf_workers_running{worker="report"} 0"#,
+        "# TYPE rustf_workers_run_duration_seconds histogram",
+        r#"rustf_workers_run_duration_seconds_count{worker="report"} 2"#,
+        r#"rustf_workers_run_duration_seconds_bucket{le="+Inf",worker="report"} 2"#,
+        "# EOF",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    let fastest_bucket = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                r#"rustf_workers_run_duration_seconds_bucket{le="0.005",worker="report"}"#,
+            )
+        })
+        .unwrap();
+    assert!(
+        fastest_bucket.ends_with(" 0"),
+        "each report run sleeps at least 5 ms: {fastest_bucket}"
+    );
+    running.cancel().await.unwrap();
+}
