@@ -1,0 +1,312 @@
+//! The web server as a real process on a free loopback port: driven over HTTP, then
+//! stopped with SIGTERM while a worker is running.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-token";
+const GRACE: Duration = Duration::from_millis(300);
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_web-server"))
+            .args(["--port", "0"])
+            .env("ADMIN_TOKEN", TOKEN)
+            .env("SHUTDOWN_GRACE_MS", GRACE.as_millis().to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the web-server binary starts");
+
+        // The log is read as it comes, so the pipe never fills.
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        Self { child, port, log }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str, admin: bool) -> Reply {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let auth = if admin {
+            format!("Authorization: Bearer {TOKEN}\r\n")
+        } else {
+            String::new()
+        };
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        Reply::parse(&raw)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, "", false)
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &str) -> Reply {
+        self.request(method, &format!("/admin/workers{path}"), body, true)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    chunked: bool,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text.split_once("\r\n\r\n").expect("a full HTTP response");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Self {
+            status,
+            chunked,
+            body,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// Asserts the status and that the body is a JSON error; returns its message.
+    fn error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{}", self.body);
+        self.json()["error"]["message"].as_str().unwrap().to_owned()
+    }
+
+    /// The (event, data) pairs of a Server-Sent Events body.
+    fn events(&self) -> Vec<(String, serde_json::Value)> {
+        self.body
+            .split("\n\n")
+            .filter_map(|block| {
+                let event = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((event.to_owned(), serde_json::from_str(data).unwrap()))
+            })
+            .collect()
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+#[test]
+fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
+    let server = Server::start();
+
+    // The admin router is behind the application's own token.
+    server.get("/admin/workers").error(401);
+    let workers = server.admin("GET", "", "").json();
+    let names: Vec<_> = workers["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["export", "generate-report", "send-email"]);
+
+    // A controller that runs a worker and waits.
+    let sent = server.request("POST", "/emails", r#"{"to": "ada@example.com"}"#, false);
+    assert_eq!(
+        (sent.status, sent.json()["status"].clone()),
+        (200, "sent".into())
+    );
+    let message = server
+        .request("POST", "/emails", r#"{"to": "not-an-address"}"#, false)
+        .error(422);
+    assert!(
+        message.contains("`not-an-address` is not an email address"),
+        "{message}"
+    );
+    let message = server
+        .request("POST", "/emails", r#"{"subject": "no one"}"#, false)
+        .error(422);
+    assert!(message.contains("missing field `to`"), "{message}");
+    server
+        .request("POST", "/emails", "{ nope", false)
+        .error(400);
+
+    // A controller that starts a report and streams its progress to the end.
+    let live = server.get("/reports/live?steps=3");
+    assert_eq!(live.status, 200);
+    assert!(live.chunked);
+    let events = live.events();
+    assert_eq!(events.len(), 4, "{}", live.body);
+    for (step, (event, data)) in events[..3].iter().enumerate() {
+        assert_eq!(event, "progress");
+        assert_eq!(data["step"], step as u64 + 1);
+    }
+    assert_eq!(events[3].0, "done");
+    assert_eq!(events[3].1["status"], "completed");
+    let started = server.request("POST", "/reports", r#"{"steps": 2}"#, false);
+    assert_eq!(started.status, 202, "{}", started.body);
+
+    // Statistics and metrics from the mounted router.
+    let email = server.admin("GET", "/send-email", "").json();
+    assert_eq!(email["stats"]["runs"], 2);
+    assert_eq!(email["stats"]["errors"], 1);
+    let metrics = server.admin("GET", "/metrics", "");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l == r#"rustf_workers_runs_total{worker="send-email"} 2"#),
+        "{}",
+        metrics.body
+    );
+
+    // Starting and cancelling a run over HTTP.
+    let export = server.admin("POST", "/export/runs", "").json();
+    let id = export["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.admin("GET", &format!("/runs/{id}"), "").json()["worker"],
+        "export"
+    );
+    assert_eq!(
+        server.admin("DELETE", &format!("/runs/{id}"), "").status,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.admin("GET", &format!("/runs/{id}"), "").status != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled run is still listed"
+        );
+        thread::yield_now();
+    }
+    assert_eq!(
+        server.admin("GET", "/export", "").json()["stats"]["cancelled"],
+        1
+    );
+
+    // Every error path of the admin router.
+    server.admin("GET", "/ghost", "").error(404);
+    server.admin("POST", "/ghost/runs", "{}").error(404);
+    server
+        .admin("POST", "/send-email/runs", "{ nope")
+        .error(400);
+    let message = server
+        .admin("POST", "/send-email/runs", r#"{"subject": 1}"#)
+        .error(422);
+    assert!(message.contains("worker 'send-email'"), "{message}");
+    server.admin("GET", &format!("/runs/{id}"), "").error(404);
+    server
+        .admin("DELETE", &format!("/runs/{id}"), "")
+        .error(404);
+    server
+        .admin("GET", &format!("/runs/{id}/events"), "")
+        .error(404);
+    server.admin("GET", "/runs/a/b/c", "").error(404);
+    server.admin("PUT", "", "").error(405);
+    server.get(&format!("/reports/{id}/progress")).error(404);
+
+    // SIGTERM while a worker runs: it is cancelled when the grace period ends, and the
+    // process exits cleanly.
+    let export = server.request("POST", "/exports", "", false).json();
+    let running = export["id"].as_str().unwrap().to_owned();
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    let sent_at = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent_at.elapsed() < GRACE + Duration::from_secs(10),
+            "the server did not exit"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(sent_at.elapsed() >= GRACE, "it waited for the grace period");
+
+    // The log reader finishes once the process has closed its stderr.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log.lock().unwrap().contains("stopped cleanly") {
+        assert!(
+            Instant::now() < deadline,
+            "log: {}",
+            server.log.lock().unwrap()
+        );
+        thread::yield_now();
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("SIGTERM received: shutting down"), "{log}");
+    let cancelled = format!("[Worker:export run:{running}] cancelled after");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&cancelled))
+        .unwrap_or_else(|| panic!("no cancellation of {running} in:\n{log}"));
+    assert!(
+        line.ends_with("Worker 'export' was cancelled by shutdown"),
+        "{line}"
+    );
+}
