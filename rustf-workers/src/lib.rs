@@ -53,8 +53,19 @@
 //! and nothing else. [`WORKER::shutdown`] refuses new runs, gives running ones a grace
 //! period, cancels the rest, and returns when none is left.
 //!
+//! Anyone can follow a run's messages next to its handle with a [`Subscription`], and
+//! [`WorkerRegistry::live_runs`] lists what is running.
+//!
+//! # Features
+//!
+//! - `http`: [`http::router()`](crate::http), an axum router with statistics, live runs,
+//!   Server-Sent Events of a run's messages and Prometheus metrics.
+//! - `tracing`: every run executes inside a `tracing` span carrying the worker name and
+//!   run id.
+//!
 //! The guide lives in the repository's `docs/` folder: concepts and API, registration
-//! (`#[worker]`, `auto_workers!()` and their compile errors), and performance.
+//! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, and
+//! performance.
 
 mod config;
 mod context;

@@ -94,3 +94,8 @@ pub struct GuideDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/registration.md")]
 pub struct RegistrationDoctests;
+
+/// The HTTP guide's code, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/http.md")]
+pub struct HttpDoctests;
