@@ -58,7 +58,7 @@
 //!
 //! # Features
 //!
-//! - `http`: [`http::router()`](crate::http), an axum router with statistics, live runs,
+//! - `http`: `rustf_workers::http::router()`, an axum router with statistics, live runs,
 //!   Server-Sent Events of a run's messages and Prometheus metrics.
 //! - `tracing`: every run executes inside a `tracing` span carrying the worker name and
 //!   run id.
