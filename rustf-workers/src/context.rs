@@ -121,13 +121,16 @@ impl WorkerContext {
     ///
     /// None today; the `Result` is part of the seed API.
     pub async fn set_state(&self, key: impl Into<String>, value: Value) -> Result<()> {
-        self.run.state().insert(key.into(), value);
+        self.run
+            .state()
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value);
         Ok(())
     }
 
     /// A per-run state value, if set.
     pub async fn get_state(&self, key: &str) -> Option<Value> {
-        self.run.state().get(key).cloned()
+        self.run.state().as_ref()?.get(key).cloned()
     }
 
     /// Removes every per-run state value.
@@ -136,7 +139,7 @@ impl WorkerContext {
     ///
     /// None today; the `Result` is part of the seed API.
     pub async fn clear_state(&self) -> Result<()> {
-        let cleared = std::mem::take(&mut *self.run.state());
+        let cleared = self.run.state().take();
         drop(cleared);
         Ok(())
     }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -55,7 +55,8 @@ pub(crate) struct Run {
     capacity: usize,
     /// Whether to keep the last message for the run listings (`RunInfo`).
     keep_last: bool,
-    state: Mutex<HashMap<String, Value>>,
+    /// Created by the first `set_state`: most runs never use it.
+    state: Mutex<Option<HashMap<String, Value>>>,
     /// Whether anyone ever subscribed: `emit` looks at `watchers` only then.
     watched: AtomicBool,
     watchers: Mutex<Watchers>,
@@ -123,7 +124,7 @@ impl Run {
             }),
             capacity,
             keep_last,
-            state: Mutex::new(HashMap::new()),
+            state: Mutex::new(None),
             watched: AtomicBool::new(false),
             watchers: Mutex::new(Watchers::default()),
             ended: OnceLock::new(),
@@ -317,7 +318,7 @@ impl Run {
     /// A new watcher of this run's messages and outcome.
     pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
         let mut watchers = self.watchers();
-        if watchers.closed {
+        if watchers.closed || self.ended.get().is_some() {
             return Subscription::new(Arc::clone(self), None);
         }
         let receiver = match &watchers.sender {
@@ -326,6 +327,14 @@ impl Run {
                 let (sender, receiver) = broadcast::channel(self.capacity);
                 watchers.sender = Some(sender);
                 self.watched.store(true, Ordering::Release);
+                // SeqCst fence, paired with the one in `end_watchers`: either the run's
+                // end sees `watched` and closes the channel, or this sees `ended` and
+                // closes it here. Both may; neither is missed.
+                fence(Ordering::SeqCst);
+                if self.ended.get().is_some() {
+                    watchers.closed = true;
+                    watchers.sender = None;
+                }
                 receiver
             }
         };
@@ -333,12 +342,16 @@ impl Run {
     }
 
     /// Keeps the outcome for watchers and ends their streams. The outcome is stored
-    /// first, so a subscription that sees its stream closed always finds it.
+    /// first, so a subscription that sees its stream closed always finds it. A run that
+    /// nobody watched takes no lock here.
     pub(crate) fn end_watchers(&self, outcome: RunOutcome) {
         let _ = self.ended.set(outcome);
-        let mut watchers = self.watchers();
-        watchers.closed = true;
-        drop(watchers.sender.take());
+        fence(Ordering::SeqCst);
+        if self.watched.load(Ordering::Relaxed) {
+            let mut watchers = self.watchers();
+            watchers.closed = true;
+            drop(watchers.sender.take());
+        }
     }
 
     /// The outcome, once the watchers' streams have ended.
@@ -461,7 +474,7 @@ impl Run {
 
     // ---- per-run state ----
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, HashMap<String, Value>> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, Option<HashMap<String, Value>>> {
         // Held only inside `WorkerContext`'s state methods, never across an await.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

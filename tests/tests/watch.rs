@@ -174,3 +174,45 @@ async fn live_runs_describe_what_is_running() {
     assert_eq!(json["worker"], "ticker");
     assert!(workers.run_info("nope").unwrap_err().is_run_not_found());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_racing_the_end_of_their_run_always_end() {
+    let workers = registry().await;
+    let mut rng = rustf_workers_tests::Rng::new(7);
+    let mut watchers = Vec::new();
+    for _ in 0..2_000 {
+        let handle = workers
+            .call("ticker", None, Some(json!(rng.below(2))))
+            .await
+            .unwrap();
+        let yields = rng.below(4);
+        let via_registry = rng.below(2) == 0;
+        let workers = workers.clone();
+        watchers.push(tokio::spawn(async move {
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+            let subscription = if via_registry {
+                match workers.subscribe(handle.id()) {
+                    Ok(subscription) => subscription,
+                    Err(err) => {
+                        assert!(err.is_run_not_found());
+                        return;
+                    }
+                }
+            } else {
+                handle.subscribe()
+            };
+            let events = tokio::time::timeout(Duration::from_secs(10), drain(subscription))
+                .await
+                .expect("a subscription ends when its run does");
+            assert!(
+                matches!(events.last(), Some(RunEvent::Finished(o)) if o.status == RunStatus::Completed),
+                "{events:?}"
+            );
+        }));
+    }
+    for watcher in watchers {
+        watcher.await.unwrap();
+    }
+}
