@@ -88,8 +88,7 @@ impl RunGuard {
         // result never finds the run in `running()` and reads statistics that include it;
         // `shutdown` returns only after the outcome is out.
         definition.counters.record(ending, elapsed, error);
-        run.end_watchers(outcome);
-        run.close(result);
+        run.close(result, outcome);
         definition.counters.settle();
         definition.live.settled();
     }

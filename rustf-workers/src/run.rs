@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -57,19 +57,6 @@ pub(crate) struct Run {
     keep_last: bool,
     /// Created by the first `set_state`: most runs never use it.
     state: Mutex<Option<HashMap<String, Value>>>,
-    /// Whether anyone ever subscribed: `emit` looks at `watchers` only then.
-    watched: AtomicBool,
-    watchers: Mutex<Watchers>,
-    /// The outcome, kept for watchers; stored only if the run was watched.
-    ended: OnceLock<RunOutcome>,
-}
-
-#[derive(Default)]
-struct Watchers {
-    /// Created by the first subscriber; dropped when the run ends, which closes every
-    /// subscription after its buffered messages.
-    sender: Option<broadcast::Sender<Value>>,
-    closed: bool,
 }
 
 /// The result of offering a message to the mailbox.
@@ -91,6 +78,11 @@ struct Mailbox {
     reader_waiting: bool,
     /// The last message emitted, when the registry keeps it for listings.
     last: Option<Value>,
+    /// Watchers' channel: created by the first subscriber, dropped when the run ends,
+    /// which closes every subscription after its buffered messages.
+    watchers: Option<broadcast::Sender<Value>>,
+    /// The outcome as watchers see it, kept when the run ends.
+    ended: Option<RunOutcome>,
     outcome: Option<Result<()>>,
 }
 
@@ -120,14 +112,13 @@ impl Run {
                 writer_waiting: false,
                 reader_waiting: false,
                 last: None,
+                watchers: None,
+                ended: None,
                 outcome: None,
             }),
             capacity,
             keep_last,
             state: Mutex::new(None),
-            watched: AtomicBool::new(false),
-            watchers: Mutex::new(Watchers::default()),
-            ended: OnceLock::new(),
         }
     }
 
@@ -291,17 +282,14 @@ impl Run {
     }
 
     /// Copies an accepted message to the watchers and the last-message slot, for those
-    /// that want it.
+    /// that want it. Called with the mailbox locked, so it needs no lock of its own.
     fn share(&self, mailbox: &mut Mailbox, message: &Value) {
         if self.keep_last {
             mailbox.last = Some(message.clone());
         }
-        // Acquire: pairs with `subscribe`, so a watcher counted here has its sender set.
-        if self.watched.load(Ordering::Acquire) {
-            if let Some(sender) = &self.watchers().sender {
-                // An error only means every watcher has gone.
-                let _ = sender.send(message.clone());
-            }
+        if let Some(watchers) = &mailbox.watchers {
+            // An error only means every watcher has gone.
+            let _ = watchers.send(message.clone());
         }
     }
 
@@ -310,53 +298,28 @@ impl Run {
         self.mailbox().last.clone()
     }
 
-    fn watchers(&self) -> MutexGuard<'_, Watchers> {
-        // Held for a channel operation only.
-        self.watchers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A new watcher of this run's messages and outcome.
+    /// A new watcher of this run's messages and outcome. The mailbox lock orders it with
+    /// the run's end: a watcher either joins the channel before `close` drops it, or finds
+    /// the run closed and gets only the outcome.
     pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
-        let mut watchers = self.watchers();
-        if watchers.closed || self.ended.get().is_some() {
+        let mut mailbox = self.mailbox();
+        if mailbox.closed {
             return Subscription::new(Arc::clone(self), None);
         }
-        let receiver = match &watchers.sender {
-            Some(sender) => sender.subscribe(),
+        let receiver = match &mailbox.watchers {
+            Some(watchers) => watchers.subscribe(),
             None => {
-                let (sender, receiver) = broadcast::channel(self.capacity);
-                watchers.sender = Some(sender);
-                self.watched.store(true, Ordering::Release);
-                // SeqCst fence, paired with the one in `end_watchers`: either the run's
-                // end sees `watched` and closes the channel, or this sees `ended` and
-                // closes it here. Both may; neither is missed.
-                fence(Ordering::SeqCst);
-                if self.ended.get().is_some() {
-                    watchers.closed = true;
-                    watchers.sender = None;
-                }
+                let (watchers, receiver) = broadcast::channel(self.capacity);
+                mailbox.watchers = Some(watchers);
                 receiver
             }
         };
         Subscription::new(Arc::clone(self), Some(receiver))
     }
 
-    /// Keeps the outcome for watchers and ends their streams. The outcome is stored
-    /// first, so a subscription that sees its stream closed always finds it. A run that
-    /// nobody watched takes no lock here.
-    pub(crate) fn end_watchers(&self, outcome: RunOutcome) {
-        let _ = self.ended.set(outcome);
-        fence(Ordering::SeqCst);
-        if self.watched.load(Ordering::Relaxed) {
-            let mut watchers = self.watchers();
-            watchers.closed = true;
-            drop(watchers.sender.take());
-        }
-    }
-
-    /// The outcome, once the watchers' streams have ended.
+    /// The outcome as watchers see it, once the run has ended.
     pub(crate) fn ended(&self) -> Option<RunOutcome> {
-        self.ended.get().cloned()
+        self.mailbox().ended.clone()
     }
 
     /// The next message; `None` once the run has ended and every message was read.
@@ -449,14 +412,19 @@ impl Run {
         outcome
     }
 
-    /// Ends the message stream and stores the outcome for the handle.
-    pub(crate) fn close(&self, outcome: Result<()>) {
-        let wake_writers = {
+    /// Ends the message streams, and stores the outcome for the handle and the watchers.
+    pub(crate) fn close(&self, outcome: Result<()>, ended: RunOutcome) {
+        let (wake_writers, watchers) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
             mailbox.outcome = Some(outcome);
-            std::mem::take(&mut mailbox.writer_waiting)
+            mailbox.ended = Some(ended);
+            (
+                std::mem::take(&mut mailbox.writer_waiting),
+                mailbox.watchers.take(),
+            )
         };
+        drop(watchers);
         // Release: a reader that sees CLOSED sees the outcome stored above.
         self.signal.fetch_or(CLOSED, Ordering::Release);
         self.reader.wake();

@@ -1,6 +1,6 @@
 //! The runtime against bare tokio, side by side in one process.
 //!
-//! `cargo bench -p rustf-workers --bench runtime` prints a table of medians and ratios;
+//! `cargo bench -p rustf-workers-bench --bench runtime` prints a table of medians and ratios;
 //! `docs/performance.md` records a run. Set `BENCH_QUICK=1` for a fast smoke run, and
 //! `BENCH_ONLY=<text>` to run only the measurements whose label contains it (profiling).
 
