@@ -13,8 +13,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use crate::run::Run;
-use crate::{CancelReason, Error, Result};
-use crate::{RunOutcome, RunStatus as Ending};
+use crate::{CancelReason, Error, Result, RunOutcome, RunStatus};
 
 /// How a run ended.
 pub(crate) enum Outcome {
@@ -51,25 +50,25 @@ impl RunGuard {
         definition.live.remove(run.key);
 
         let worker = run.worker_name();
-        let (ending, result) = match outcome {
-            Outcome::Completed => (Ending::Completed, Ok(())),
-            Outcome::Failed(err) => (Ending::Failed, Err(err)),
+        let (status, result) = match outcome {
+            Outcome::Completed => (RunStatus::Completed, Ok(())),
+            Outcome::Failed(err) => (RunStatus::Failed, Err(err)),
             Outcome::TimedOut(after) => (
-                Ending::TimedOut,
+                RunStatus::TimedOut,
                 Err(Error::TimedOut {
                     worker: worker.to_owned(),
                     after,
                 }),
             ),
             Outcome::Cancelled(reason) => (
-                Ending::Cancelled,
+                RunStatus::Cancelled,
                 Err(Error::Cancelled {
                     worker: worker.to_owned(),
                     reason,
                 }),
             ),
             Outcome::Panicked(message) => (
-                Ending::Panicked,
+                RunStatus::Panicked,
                 Err(Error::Panicked {
                     worker: worker.to_owned(),
                     message,
@@ -78,16 +77,16 @@ impl RunGuard {
         };
         let elapsed = run.started.elapsed();
         let error = result.as_ref().err().map(ToString::to_string);
-        log_ending(run, ending, elapsed, error.as_deref());
+        log_ending(run, status, elapsed, error.as_deref());
         let outcome = RunOutcome {
-            status: ending,
+            status,
             error: error.clone(),
             duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         };
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;
         // `shutdown` returns only after the outcome is out.
-        definition.counters.record(ending, elapsed, error);
+        definition.counters.record(status, elapsed, error);
         run.close(result, outcome);
         definition.counters.settle();
         definition.live.settled();
@@ -199,13 +198,13 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-fn log_ending(run: &Run, ending: Ending, elapsed: Duration, error: Option<&str>) {
-    let (level, what) = match ending {
-        Ending::Completed => (log::Level::Debug, "completed"),
-        Ending::Failed => (log::Level::Warn, "failed"),
-        Ending::TimedOut => (log::Level::Warn, "timed out"),
-        Ending::Cancelled => (log::Level::Warn, "cancelled"),
-        Ending::Panicked => (log::Level::Error, "panicked"),
+fn log_ending(run: &Run, status: RunStatus, elapsed: Duration, error: Option<&str>) {
+    let (level, what) = match status {
+        RunStatus::Completed => (log::Level::Debug, "completed"),
+        RunStatus::Failed => (log::Level::Warn, "failed"),
+        RunStatus::TimedOut => (log::Level::Warn, "timed out"),
+        RunStatus::Cancelled => (log::Level::Warn, "cancelled"),
+        RunStatus::Panicked => (log::Level::Error, "panicked"),
     };
     log::log!(
         target: "rustf_workers::run",

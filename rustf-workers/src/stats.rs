@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::padded::Padded;
-use crate::RunStatus as Ending;
+use crate::RunStatus;
 
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +158,7 @@ impl Counters {
 
     /// Records how a run ended. Called exactly once per run, before its outcome is
     /// published, so a caller that awaited the result sees it counted.
-    pub(crate) fn record(&self, ending: Ending, elapsed: Duration, error: Option<String>) {
+    pub(crate) fn record(&self, status: RunStatus, elapsed: Duration, error: Option<String>) {
         let ended = &self.ended.0;
         let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         // Relaxed: independent totals; readers need no ordering among them.
@@ -172,12 +172,12 @@ impl Counters {
             ended.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         ended.runs.fetch_add(1, Ordering::Relaxed);
-        let breakdown = match ending {
-            Ending::Completed => return,
-            Ending::Failed => &ended.failed,
-            Ending::TimedOut => &ended.timed_out,
-            Ending::Cancelled => &ended.cancelled,
-            Ending::Panicked => &ended.panicked,
+        let breakdown = match status {
+            RunStatus::Completed => return,
+            RunStatus::Failed => &ended.failed,
+            RunStatus::TimedOut => &ended.timed_out,
+            RunStatus::Cancelled => &ended.cancelled,
+            RunStatus::Panicked => &ended.panicked,
         };
         if let Some(message) = error {
             *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
@@ -245,17 +245,17 @@ mod tests {
     fn every_ending_counts_once_and_errors_are_broken_down() {
         let counters = Counters::default();
         let endings = [
-            (Ending::Completed, 10),
-            (Ending::Failed, 20),
-            (Ending::TimedOut, 30),
-            (Ending::Cancelled, 5),
-            (Ending::Panicked, 1),
+            (RunStatus::Completed, 10),
+            (RunStatus::Failed, 20),
+            (RunStatus::TimedOut, 30),
+            (RunStatus::Cancelled, 5),
+            (RunStatus::Panicked, 1),
         ];
-        for (ending, ms) in endings {
+        for (status, ms) in endings {
             counters.admit();
             assert_eq!(counters.snapshot().running, 1);
-            let error = (ending != Ending::Completed).then(|| format!("{ending:?}"));
-            counters.record(ending, Duration::from_millis(ms), error);
+            let error = (status != RunStatus::Completed).then(|| format!("{status:?}"));
+            counters.record(status, Duration::from_millis(ms), error);
             counters.settle();
         }
         let stats = counters.snapshot();
@@ -287,7 +287,7 @@ mod tests {
         let counters = Counters::default();
         counters.admit();
         counters.record(
-            Ending::Failed,
+            RunStatus::Failed,
             Duration::from_millis(7),
             Some("boom".into()),
         );
