@@ -40,6 +40,7 @@ fn registration(worker: &Worker) -> TokenStream {
     let Worker {
         name,
         timeout_ms,
+        concurrency,
         function,
         context_span,
         payload,
@@ -79,12 +80,10 @@ fn registration(worker: &Worker) -> TokenStream {
         Some(_) => quote! { ::core::option::Option::Some(__RUSTF_PAYLOAD.check) },
         None => quote! { ::core::option::Option::None },
     };
-    let options = match timeout_ms {
-        Some(ms) => quote! {
-            #private::WorkerOptions::new().timeout(::core::time::Duration::from_millis(#ms))
-        },
-        None => quote! { #private::WorkerOptions::new() },
-    };
+    let timeout =
+        timeout_ms.map(|ms| quote! { .timeout(::core::time::Duration::from_millis(#ms)) });
+    let concurrency = concurrency.map(|max| quote! { .concurrency(#max) });
+    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency };
 
     quote! {
         #[doc(hidden)]

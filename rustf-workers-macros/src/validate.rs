@@ -12,6 +12,7 @@ use crate::parse::Args;
 pub(crate) struct Worker {
     pub(crate) name: LitStr,
     pub(crate) timeout_ms: Option<u64>,
+    pub(crate) concurrency: Option<usize>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -20,7 +21,7 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout`";
+const OPTIONS: &str = "`timeout` or `concurrency`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -58,27 +59,39 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     }
 
     let mut timeout_ms = None;
-    let mut seen_timeout = false;
+    let mut concurrency = None;
+    let mut seen = Vec::new();
     for option in &args.options {
-        if option.key != "timeout" {
+        let key = option.key.to_string();
+        if !matches!(key.as_str(), "timeout" | "concurrency") {
             errors.spanned(
                 &option.key,
-                format!("unknown option `{}`; expected {OPTIONS}", option.key),
+                format!("unknown option `{key}`; expected {OPTIONS}"),
             );
             continue;
         }
-        if std::mem::replace(&mut seen_timeout, true) {
-            errors.spanned(&option.key, "`timeout` specified more than once");
+        if seen.contains(&key) {
+            errors.spanned(&option.key, format!("`{key}` specified more than once"));
             continue;
         }
-        match &option.value {
-            Lit::Str(text) => match parse_millis(&text.value()) {
+        seen.push(key.clone());
+        match (key.as_str(), &option.value) {
+            ("timeout", Lit::Str(text)) => match parse_millis(&text.value()) {
                 Ok(ms) => timeout_ms = Some(ms),
                 Err(message) => errors.spanned(text, message),
             },
-            other => errors.spanned(
+            ("timeout", other) => errors.spanned(
                 other,
                 "`timeout` takes a duration string: `timeout = \"30s\"`",
+            ),
+            (_, Lit::Int(number)) => match number.base10_parse::<usize>() {
+                Ok(0) => errors.spanned(number, "`concurrency` must be at least 1"),
+                Ok(max) => concurrency = Some(max),
+                Err(err) => errors.push(err),
+            },
+            (_, other) => errors.spanned(
+                other,
+                "`concurrency` takes a whole number: `concurrency = 4`",
             ),
         }
     }
@@ -136,6 +149,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     errors.finish(Worker {
         name: args.name,
         timeout_ms,
+        concurrency,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,

@@ -2,10 +2,10 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::lifecycle::{panic_message, Driver, Outcome, RunGuard};
+use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
 use crate::live::LiveRuns;
 use crate::stats::Counters;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
@@ -14,7 +14,7 @@ use crate::{Error, Result, WorkerContext, WorkerOptions};
 ///
 /// Monomorphised per handler type, so the task holds the handler's future inline instead
 /// of boxing it.
-pub(crate) type Spawner = Box<dyn Fn(RunGuard, Option<Duration>) + Send + Sync>;
+pub(crate) type Spawner = Box<dyn Fn(RunGuard, Option<Deadline>) + Send + Sync>;
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
@@ -27,6 +27,8 @@ pub(crate) struct Definition {
     pub(crate) live: Arc<LiveRuns>,
     /// Checks a payload at call time, before a run exists (typed `#[worker]` payloads).
     pub(crate) check_payload: Option<PayloadCheck>,
+    /// Limited runs executing now; changed only under the admission queue's lock.
+    pub(crate) executing: AtomicUsize,
 }
 
 /// Reads a payload as the worker's payload type, discarding it; the error names the
@@ -51,7 +53,12 @@ impl Definition {
                 "worker '{name}': timeout must be greater than zero"
             )));
         }
-        let spawn: Spawner = Box::new(move |mut guard: RunGuard, timeout| {
+        if options.max_concurrency() == Some(0) {
+            return Err(Error::validation(format!(
+                "worker '{name}': concurrency must be at least 1"
+            )));
+        }
+        let spawn: Spawner = Box::new(move |mut guard: RunGuard, deadline| {
             let ctx = WorkerContext::new(Arc::clone(&guard.run));
             // The closure's synchronous part runs here, like the argument of
             // `tokio::spawn`; a panic in it is the run's panic, not the caller's.
@@ -66,7 +73,7 @@ impl Definition {
                             run_id = guard.run.id(),
                         ),
                     );
-                    tokio::spawn(Driver::new(guard, future, timeout));
+                    tokio::spawn(Driver::new(guard, future, deadline));
                 }
                 Err(panic) => guard.finish(Outcome::Panicked(panic_message(&*panic))),
             }
@@ -79,6 +86,7 @@ impl Definition {
             counters: Counters::default(),
             live,
             check_payload: None,
+            executing: AtomicUsize::new(0),
         })
     }
 }

@@ -110,6 +110,15 @@ pub enum Error {
         run_id: String,
     },
 
+    /// The call had to wait for a concurrency cap and the admission queue was full.
+    #[error("Worker '{worker}' cannot be queued: the admission queue is full ({capacity} calls waiting)")]
+    QueueFull {
+        /// The worker's name.
+        worker: String,
+        /// The queue's bound.
+        capacity: usize,
+    },
+
     /// `shutdown()` has started: no new run is accepted.
     #[error("workers are shutting down: no new runs are accepted")]
     ShuttingDown,
@@ -233,6 +242,11 @@ impl Error {
     /// Whether a run id did not name a live run.
     pub fn is_run_not_found(&self) -> bool {
         matches!(self, Self::RunNotFound { .. })
+    }
+
+    /// Whether the call was refused because the admission queue was full.
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, Self::QueueFull { .. })
     }
 
     /// Whether the call was refused because shutdown had started.

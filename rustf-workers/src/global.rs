@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::{
-    AppConfig, Result, WorkerContext, WorkerHandle, WorkerOptions, WorkerRegistry, WorkerStats,
+    AppConfig, CallOptions, Result, WorkerContext, WorkerHandle, WorkerOptions, WorkerRegistry,
+    WorkerStats,
 };
 
 /// The global worker registry: `WORKER::run("send-email", payload).await?` from any
@@ -81,6 +82,17 @@ impl WORKER {
         Self::registry().call(worker_name, timeout, payload).await
     }
 
+    /// Starts a run with [`CallOptions`]; see [`WorkerRegistry::call_with`].
+    pub async fn call_with(
+        worker_name: &str,
+        payload: Option<Value>,
+        options: CallOptions,
+    ) -> Result<WorkerHandle> {
+        Self::registry()
+            .call_with(worker_name, payload, options)
+            .await
+    }
+
     /// Runs a worker and waits for its result; see [`WorkerRegistry::run`].
     pub async fn run(worker_name: &str, payload: Option<Value>) -> Result<()> {
         Self::registry().run(worker_name, payload).await
@@ -124,6 +136,12 @@ impl WORKER {
     /// The settings new runs will get; see [`WorkerRegistry::config`].
     pub fn config() -> Arc<AppConfig> {
         Self::registry().config()
+    }
+
+    /// Caps runs executing at once over every worker; see
+    /// [`WorkerRegistry::set_max_running`].
+    pub fn set_max_running(max: usize) {
+        Self::registry().set_max_running(max);
     }
 
     /// Sets the shutdown grace period; see [`WorkerRegistry::set_shutdown_grace`].

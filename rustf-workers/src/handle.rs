@@ -98,7 +98,7 @@ impl WorkerHandle {
     ///
     /// [`Error::RunNotFound`] when the run has already finished.
     pub async fn cancel(&self) -> Result<()> {
-        if self.run.abort(CancelReason::Requested) {
+        if crate::lifecycle::cancel(&self.run, CancelReason::Requested) {
             Ok(())
         } else {
             Err(Error::RunNotFound {

@@ -67,6 +67,8 @@
 //! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, and
 //! performance.
 
+mod admission;
+mod call_options;
 mod config;
 mod context;
 mod definition;
@@ -95,6 +97,8 @@ pub mod http;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use admission::DEFAULT_QUEUE_CAPACITY;
+pub use call_options::CallOptions;
 pub use config::AppConfig;
 pub use context::WorkerContext;
 pub use error::{CancelReason, Error, Result};

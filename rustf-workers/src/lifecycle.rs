@@ -10,10 +10,31 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
+
+use crate::admission::Waiting;
 
 use crate::run::Run;
 use crate::{CancelReason, Error, Result, RunOutcome, RunStatus};
+
+/// When a run's timeout fires, and the timeout itself for the error message.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) after: Duration,
+}
+
+impl Deadline {
+    /// `after` from `start`; `None` when that is too far away to represent, which is no
+    /// timeout.
+    pub(crate) fn from(start: Instant, after: Option<Duration>) -> Option<Self> {
+        let after = after?;
+        Some(Self {
+            at: start.checked_add(after)?,
+            after,
+        })
+    }
+}
 
 /// How a run ended.
 pub(crate) enum Outcome {
@@ -88,9 +109,50 @@ impl RunGuard {
         // `shutdown` returns only after the outcome is out.
         definition.counters.record(status, elapsed, error);
         run.close(result, outcome);
+        // Its slot goes to the next runs that fit, before it stops counting as in
+        // flight, so `shutdown` never sees a gap between the two.
+        if run.limited && !run.is_queued() {
+            for waiting in definition.live.admission.leave(definition) {
+                start_waiting(waiting);
+            }
+        }
         definition.counters.settle();
         definition.live.settled();
     }
+
+    /// Finishes a run refused before it was listed or started (the queue was full):
+    /// nothing to count.
+    pub(crate) fn discard(mut self) {
+        self.finished = true;
+    }
+}
+
+/// Starts a run that waited in the admission queue; its timeout counts from now.
+pub(crate) fn start_waiting(waiting: Waiting) {
+    let Waiting { mut guard, timeout } = waiting;
+    if tokio::runtime::Handle::try_current().is_err() {
+        // Its runtime is gone (a run finished while the runtime was dropping it).
+        guard.finish(Outcome::Cancelled(CancelReason::Dropped));
+        return;
+    }
+    let deadline = Deadline::from(Instant::now(), timeout);
+    let definition = Arc::clone(&guard.run.definition);
+    (definition.spawn)(guard, deadline);
+}
+
+/// Stops a run: at its next `.await` if it executes, at once if it waits in the queue.
+/// `false` if it has already finished.
+pub(crate) fn cancel(run: &Run, reason: CancelReason) -> bool {
+    if !run.abort(reason) {
+        return false;
+    }
+    if run.is_queued() {
+        if let Some(waiting) = run.definition.live.admission.remove(run.key) {
+            let Waiting { mut guard, .. } = waiting;
+            guard.finish(Outcome::Cancelled(reason));
+        }
+    }
+    true
 }
 
 impl Drop for RunGuard {
@@ -121,12 +183,8 @@ impl<Fut> Driver<Fut>
 where
     Fut: Future<Output = Result<()>>,
 {
-    pub(crate) fn new(guard: RunGuard, handler: Fut, timeout: Option<Duration>) -> Self {
-        // A timeout too far away to represent is no timeout.
-        let timer = timeout.and_then(|after| {
-            let deadline = guard.run.started.checked_add(after)?;
-            Some((Box::pin(tokio::time::sleep_until(deadline)), after))
-        });
+    pub(crate) fn new(guard: RunGuard, handler: Fut, deadline: Option<Deadline>) -> Self {
+        let timer = deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.after));
         Self::Running {
             handler,
             timer,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::admission::Admission;
 use crate::padded::Padded;
 use crate::run::Run;
 
@@ -31,6 +32,8 @@ pub(crate) struct LiveRuns {
     phase: AtomicU8,
     /// Wakes `shutdown` when a run settles.
     idle: Notify,
+    /// Concurrency caps and the queue of calls waiting for room.
+    pub(crate) admission: Admission,
 }
 
 type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
@@ -41,6 +44,7 @@ impl LiveRuns {
             shards: std::array::from_fn(|_| Padded(Mutex::new(Map::default()))),
             phase: AtomicU8::new(Phase::Open as u8),
             idle: Notify::new(),
+            admission: Admission::new(),
         }
     }
 

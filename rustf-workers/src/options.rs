@@ -21,12 +21,16 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct WorkerOptions {
     timeout: Option<Duration>,
+    concurrency: Option<usize>,
 }
 
 impl WorkerOptions {
     /// No options: runs have no timeout unless the call gives one.
     pub const fn new() -> Self {
-        Self { timeout: None }
+        Self {
+            timeout: None,
+            concurrency: None,
+        }
     }
 
     /// Stops every run of this worker after `timeout`, unless the call gives its own.
@@ -40,5 +44,24 @@ impl WorkerOptions {
     /// The timeout runs get when the call gives none.
     pub const fn default_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Lets at most `max` runs of this worker execute at once; further calls wait in the
+    /// registry's admission queue (see
+    /// [`WorkerRegistry::set_max_running`](crate::WorkerRegistry::set_max_running)). Zero
+    /// is refused at registration.
+    #[must_use]
+    pub const fn concurrency(mut self, max: usize) -> Self {
+        self.concurrency = Some(max);
+        self
+    }
+
+    /// The cap on runs of this worker executing at once, if any.
+    pub const fn max_concurrency(&self) -> Option<usize> {
+        self.concurrency
+    }
+
+    pub(crate) const fn concurrency_cap(&self) -> Option<usize> {
+        self.concurrency
     }
 }

@@ -11,13 +11,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
+use crate::admission::{Entry, Waiting};
 use crate::definition::Definition;
-use crate::lifecycle::RunGuard;
+use crate::lifecycle::{cancel, Deadline, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
 use crate::run::Run;
 use crate::{
-    AppConfig, CancelReason, Error, Result, RunInfo, Subscription, WorkerContext, WorkerHandle,
-    WorkerOptions, WorkerStats,
+    AppConfig, CallOptions, CancelReason, Error, Result, RunInfo, Subscription, WorkerContext,
+    WorkerHandle, WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -284,20 +285,38 @@ impl WorkerRegistry {
         timeout: Option<Duration>,
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
-        self.start(name, timeout, payload)
+        let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
+        self.start(name, payload, &options)
+    }
+
+    /// Starts a run with [`CallOptions`] (timeout, priority); otherwise as
+    /// [`call`](Self::call).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`call`](Self::call), and [`Error::QueueFull`] when the run must wait for
+    /// a concurrency cap and the admission queue is full.
+    pub async fn call_with(
+        &self,
+        name: &str,
+        payload: Option<Value>,
+        options: CallOptions,
+    ) -> Result<WorkerHandle> {
+        self.start(name, payload, &options)
     }
 
     fn start(
         &self,
         name: &str,
-        timeout: Option<Duration>,
         payload: Option<Value>,
+        options: &CallOptions,
     ) -> Result<WorkerHandle> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
         if let Some(check) = definition.check_payload {
             check(name, payload.as_ref())?;
         }
+        let timeout = options.run_timeout();
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
                 "call of worker '{name}': timeout must be greater than zero"
@@ -318,6 +337,7 @@ impl WorkerRegistry {
             return Err(Error::ShuttingDown);
         }
 
+        let limited = live.admission.limits(definition);
         let run = Arc::new(Run::new(
             Arc::clone(definition),
             payload,
@@ -325,8 +345,33 @@ impl WorkerRegistry {
             self.inner.message_capacity.load(Ordering::Relaxed),
             // Relaxed: a setting read once per run; no other data depends on it.
             self.inner.keep_last.load(Ordering::Relaxed),
+            limited,
         ));
+        // Listed before it can start, so no run is ever live and missing from the table.
         live.insert(Arc::clone(&run));
+        let timeout = timeout.or(definition.options.default_timeout());
+        let guard = RunGuard::new(Arc::clone(&run));
+        let waiting = if limited {
+            match live
+                .admission
+                .enter(Waiting { guard, timeout }, options.run_priority())
+            {
+                Entry::Start(waiting) => Some(waiting),
+                Entry::Queued => None,
+                Entry::Full(waiting, capacity) => {
+                    live.remove(run.key);
+                    waiting.guard.discard();
+                    definition.counters.unadmit();
+                    live.settled();
+                    return Err(Error::QueueFull {
+                        worker: name.to_owned(),
+                        capacity,
+                    });
+                }
+            }
+        } else {
+            Some(Waiting { guard, timeout })
+        };
         // A shutdown that began after the check above may have swept the live table
         // before the insert; the shard lock orders the two, so if the sweep missed this
         // run, this load sees its phase.
@@ -334,11 +379,12 @@ impl WorkerRegistry {
             Phase::Open => {}
             Phase::Stopping => run.request_stop(),
             Phase::Aborting => {
-                run.abort(CancelReason::Shutdown);
+                cancel(&run, CancelReason::Shutdown);
             }
         }
-        let timeout = timeout.or(definition.options.default_timeout());
-        (definition.spawn)(RunGuard::new(Arc::clone(&run)), timeout);
+        if let Some(Waiting { guard, timeout }) = waiting {
+            (definition.spawn)(guard, Deadline::from(run.started, timeout));
+        }
         Ok(WorkerHandle::new(run))
     }
 
@@ -349,7 +395,9 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        self.start(name, None, payload)?.await_result().await
+        self.start(name, payload, &CallOptions::new())?
+            .await_result()
+            .await
     }
 
     /// Cancels the live run with this id: its handler is stopped at its next `.await`
@@ -361,7 +409,7 @@ impl WorkerRegistry {
     /// already finished).
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
         let run = self.live_run(run_id)?;
-        if run.abort(CancelReason::Requested) {
+        if cancel(&run, CancelReason::Requested) {
             Ok(())
         } else {
             Err(Error::RunNotFound {
@@ -388,13 +436,20 @@ impl WorkerRegistry {
             .collect())
     }
 
-    /// Ids of the live runs, oldest first.
+    /// Ids of the runs executing now, oldest first. Runs waiting in the admission queue
+    /// are listed by [`queued`](Self::queued) instead.
     ///
     /// # Errors
     ///
     /// None today; the `Result` is part of the seed API.
     pub async fn running(&self) -> Result<Vec<String>> {
-        Ok(self.live_ids(|_| true))
+        Ok(self.live_ids(|run| !run.is_queued()))
+    }
+
+    /// Ids of the runs waiting in the admission queue for a concurrency cap, in the order
+    /// they will start: highest priority first, then call order.
+    pub fn queued(&self) -> Vec<String> {
+        self.inner.live.admission.queued_ids()
     }
 
     /// Ids of the live runs of worker `name`, oldest first.
@@ -404,7 +459,7 @@ impl WorkerRegistry {
     /// [`Error::NotRegistered`] for an unknown name.
     pub async fn running_for(&self, name: &str) -> Result<Vec<String>> {
         self.definition(name)?;
-        Ok(self.live_ids(|run| run.worker_name() == name))
+        Ok(self.live_ids(|run| run.worker_name() == name && !run.is_queued()))
     }
 
     pub(crate) fn live_ids(&self, keep: impl Fn(&Run) -> bool) -> Vec<String> {
@@ -484,6 +539,19 @@ impl WorkerRegistry {
         Arc::clone(&self.inner.catalog.load().config)
     }
 
+    /// Lets at most `max` runs execute at once over every worker; `0` (the default) is no
+    /// cap. Calls over it wait in the admission queue, as for a worker's own concurrency
+    /// cap. Applies to runs called afterwards.
+    pub fn set_max_running(&self, max: usize) {
+        self.inner.live.admission.set_max_running(max);
+    }
+
+    /// Bounds the admission queue: a call that would wait when `capacity` calls already
+    /// wait gets [`Error::QueueFull`]. Default: [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY).
+    pub fn set_queue_capacity(&self, capacity: usize) {
+        self.inner.live.admission.set_capacity(capacity);
+    }
+
     /// Keeps each run's last message, for [`live_runs`](Self::live_runs) and the HTTP
     /// endpoints (which turn it on). Off by default: it costs a copy of every message.
     /// Applies to runs started afterwards.
@@ -557,6 +625,10 @@ impl WorkerRegistry {
     pub async fn shutdown(&self) -> Result<()> {
         let live = &*self.inner.live;
         if live.advance(Phase::Stopping) {
+            // Runs still waiting for a concurrency cap never start.
+            for Waiting { mut guard, .. } in live.admission.drain() {
+                guard.finish(Outcome::Cancelled(CancelReason::Shutdown));
+            }
             for run in live.snapshot() {
                 run.request_stop();
             }
@@ -568,7 +640,7 @@ impl WorkerRegistry {
         {
             live.advance(Phase::Aborting);
             for run in live.snapshot() {
-                run.abort(CancelReason::Shutdown);
+                cancel(&run, CancelReason::Shutdown);
             }
             live.wait_idle(|| self.in_flight()).await;
         }

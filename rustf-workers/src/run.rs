@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -41,6 +41,10 @@ pub(crate) struct Run {
     pub(crate) payload: Option<Value>,
     pub(crate) config: Arc<AppConfig>,
     pub(crate) started: Instant,
+    /// Counted against concurrency caps: it holds a slot while executing.
+    pub(crate) limited: bool,
+    /// Waiting in the admission queue.
+    queued: AtomicBool,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
@@ -93,6 +97,7 @@ impl Run {
         config: Arc<AppConfig>,
         capacity: usize,
         keep_last: bool,
+        limited: bool,
     ) -> Self {
         Self {
             key: Uuid::new_v4().as_u128(),
@@ -101,6 +106,8 @@ impl Run {
             payload,
             config,
             started: Instant::now(),
+            limited,
+            queued: AtomicBool::new(false),
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
             reader: AtomicWaker::new(),
@@ -133,6 +140,16 @@ impl Run {
 
     pub(crate) fn worker_name(&self) -> &str {
         &self.definition.name
+    }
+
+    pub(crate) fn set_queued(&self, queued: bool) {
+        // Release/Acquire: changed under the queue lock; readers outside it (listings,
+        // cancel) only need to see the latest value.
+        self.queued.store(queued, Ordering::Release);
+    }
+
+    pub(crate) fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
     }
 
     // ---- stop signals ----

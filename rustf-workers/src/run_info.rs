@@ -19,6 +19,9 @@ pub struct RunInfo {
     pub started_at_ms: u64,
     /// How long it has been live, in milliseconds.
     pub elapsed_ms: u64,
+    /// Whether it waits in the admission queue for a concurrency cap (`true`) or
+    /// executes (`false`).
+    pub queued: bool,
     /// Whether it has been asked to stop (by cancel or shutdown) and is stopping.
     pub stopping: bool,
     /// The last message it emitted, when the registry keeps them
@@ -39,6 +42,7 @@ impl RunInfo {
             worker: run.worker_name().to_owned(),
             started_at_ms: millis(started_at),
             elapsed_ms: millis(elapsed),
+            queued: run.is_queued(),
             stopping: run.is_stop_requested(),
             last_message: run.last_message(),
         }

@@ -76,13 +76,9 @@ async fn typed_payloads_are_checked_when_called() {
 
 #[tokio::test(start_paused = true)]
 async fn attribute_options_become_definition_defaults() {
-    assert_eq!(
-        WORKER::registry()
-            .options("fixture-send-email")
-            .unwrap()
-            .default_timeout(),
-        Some(Duration::from_millis(50))
-    );
+    let options = WORKER::registry().options("fixture-send-email").unwrap();
+    assert_eq!(options.default_timeout(), Some(Duration::from_millis(50)));
+    assert_eq!(options.max_concurrency(), Some(3));
     WORKER::run("fixture-send-email", Some(json!(10)))
         .await
         .unwrap();

@@ -1,0 +1,176 @@
+//! Limits on how many runs execute at once, and the queue where calls over a limit wait.
+//!
+//! Only runs of a definition with a concurrency cap, or every run while a global cap is
+//! set, come here; the others never touch this lock.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::definition::Definition;
+use crate::lifecycle::RunGuard;
+
+/// Default bound of the admission queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+
+/// A place in the queue: priority (highest first), then call order.
+type Slot = (Reverse<i32>, u64);
+
+pub(crate) struct Admission {
+    /// 0: no global cap.
+    max_running: AtomicUsize,
+    capacity: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Limited runs executing now.
+    running: usize,
+    /// Waiting runs, highest priority first, then in call order.
+    queue: BTreeMap<Slot, Waiting>,
+    /// Where each waiting run sits in `queue`, by run key.
+    index: HashMap<u128, Slot>,
+    next: u64,
+}
+
+/// A run waiting for room, with what it needs to start.
+pub(crate) struct Waiting {
+    pub(crate) guard: RunGuard,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// What `enter` decided.
+pub(crate) enum Entry {
+    /// Room now: start it.
+    Start(Waiting),
+    /// Queued: it starts when room is made.
+    Queued,
+    /// The queue is full: refuse the call.
+    Full(Waiting, usize),
+}
+
+impl Admission {
+    pub(crate) fn new() -> Self {
+        Self {
+            max_running: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(DEFAULT_QUEUE_CAPACITY),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Held for queue operations only, never across user code or an await.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_max_running(&self, max: usize) {
+        // Relaxed: a setting read at admission; the queue lock orders what matters.
+        self.max_running.store(max, Ordering::Relaxed);
+    }
+
+    pub(crate) fn max_running(&self) -> usize {
+        self.max_running.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+    }
+
+    /// Whether runs of `definition` are limited, and so must come through here.
+    pub(crate) fn limits(&self, definition: &Definition) -> bool {
+        definition.options.concurrency_cap().is_some() || self.max_running() > 0
+    }
+
+    fn has_room(&self, state: &State, definition: &Definition) -> bool {
+        let max = self.max_running();
+        (max == 0 || state.running < max)
+            && definition
+                .options
+                .concurrency_cap()
+                .is_none_or(|cap| definition.executing.load(Ordering::Relaxed) < cap)
+    }
+
+    /// Starts the run if its limits allow, else queues it by priority.
+    pub(crate) fn enter(&self, waiting: Waiting, priority: i32) -> Entry {
+        let definition = Arc::clone(&waiting.guard.run.definition);
+        let mut state = self.state();
+        if self.has_room(&state, &definition) {
+            state.running += 1;
+            // Relaxed: only ever changed under the queue lock.
+            definition.executing.fetch_add(1, Ordering::Relaxed);
+            return Entry::Start(waiting);
+        }
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if state.queue.len() >= capacity {
+            return Entry::Full(waiting, capacity);
+        }
+        let slot = (Reverse(priority), state.next);
+        state.next += 1;
+        waiting.guard.run.set_queued(true);
+        state.index.insert(waiting.guard.run.key, slot);
+        state.queue.insert(slot, waiting);
+        Entry::Queued
+    }
+
+    /// A limited run of `definition` ended: the runs that now fit leave the queue, in
+    /// order, to be started by the caller.
+    pub(crate) fn leave(&self, definition: &Definition) -> Vec<Waiting> {
+        let mut state = self.state();
+        state.running -= 1;
+        // Relaxed: only ever changed under the queue lock.
+        definition.executing.fetch_sub(1, Ordering::Relaxed);
+        let max = self.max_running();
+        let mut picked: Vec<(Slot, Arc<Definition>)> = Vec::new();
+        for (slot, waiting) in &state.queue {
+            if max > 0 && state.running + picked.len() >= max {
+                break;
+            }
+            let def = &waiting.guard.run.definition;
+            let also = picked.iter().filter(|(_, d)| Arc::ptr_eq(d, def)).count();
+            let fits = def
+                .options
+                .concurrency_cap()
+                .is_none_or(|cap| def.executing.load(Ordering::Relaxed) + also < cap);
+            if fits {
+                picked.push((*slot, Arc::clone(def)));
+            }
+        }
+        let mut started = Vec::with_capacity(picked.len());
+        for (slot, def) in picked {
+            if let Some(waiting) = state.queue.remove(&slot) {
+                state.index.remove(&waiting.guard.run.key);
+                state.running += 1;
+                def.executing.fetch_add(1, Ordering::Relaxed);
+                waiting.guard.run.set_queued(false);
+                started.push(waiting);
+            }
+        }
+        started
+    }
+
+    /// Takes a waiting run out of the queue, if it is still there.
+    pub(crate) fn remove(&self, key: u128) -> Option<Waiting> {
+        let mut state = self.state();
+        let slot = state.index.remove(&key)?;
+        state.queue.remove(&slot)
+    }
+
+    /// Ids of the waiting runs, in the order they will start.
+    pub(crate) fn queued_ids(&self) -> Vec<String> {
+        self.state()
+            .queue
+            .values()
+            .map(|waiting| waiting.guard.run.id().to_owned())
+            .collect()
+    }
+
+    /// Empties the queue (shutdown).
+    pub(crate) fn drain(&self) -> Vec<Waiting> {
+        let mut state = self.state();
+        state.index.clear();
+        std::mem::take(&mut state.queue).into_values().collect()
+    }
+}

@@ -1,0 +1,58 @@
+//! Per-call options, next to the seed's three-argument `call`.
+
+use std::time::Duration;
+
+/// Options for one call: [`WorkerRegistry::call_with`](crate::WorkerRegistry::call_with).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rustf_workers::CallOptions;
+///
+/// let urgent = CallOptions::new().timeout(Duration::from_secs(5)).priority(10);
+/// assert_eq!(urgent.run_timeout(), Some(Duration::from_secs(5)));
+/// assert_eq!(urgent.run_priority(), 10);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallOptions {
+    timeout: Option<Duration>,
+    priority: i32,
+}
+
+impl CallOptions {
+    /// The defaults: the definition's timeout, priority 0.
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            priority: 0,
+        }
+    }
+
+    /// Stops the run after `timeout` of execution (time spent waiting in the admission
+    /// queue does not count), overriding the definition's default.
+    #[must_use]
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Its place in the admission queue when a concurrency cap makes it wait: higher
+    /// first, call order within a priority. Default 0.
+    #[must_use]
+    pub const fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The timeout this call asks for, if any.
+    pub const fn run_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The priority this call asks for.
+    pub const fn run_priority(&self) -> i32 {
+        self.priority
+    }
+}

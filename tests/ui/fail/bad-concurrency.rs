@@ -1,0 +1,13 @@
+use rustf_workers::prelude::*;
+
+#[worker("zero", concurrency = 0)]
+async fn zero(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
+#[worker("text", concurrency = "4")]
+async fn text(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
+fn main() {}
