@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::run::Run;
-use crate::{AppConfig, Result};
+use crate::{AppConfig, Progress, Result};
 
 /// The context a worker's handler receives: identity, payload, settings, logging,
 /// per-run state, messages to the caller, and the stop signal.
@@ -175,6 +175,27 @@ impl WorkerContext {
     /// queued.
     pub async fn emit_wait(&self, message: Value) -> Result<()> {
         self.run.emit_wait(message).await
+    }
+
+    /// Reports how far the run has got: kept on the run, where listings and the HTTP
+    /// endpoints show it, and sent to its readers as the message
+    /// `{"progress": {"percent": 40, "message": "rendering"}}`. A reader that is behind
+    /// misses an update rather than slowing the worker; the latest is always kept.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a percent over 100;
+    /// [`Error::RunFinished`](crate::Error::RunFinished) after the run ended.
+    pub fn progress(&self, percent: u8, message: impl Into<String>) -> Result<()> {
+        if percent > 100 {
+            return Err(crate::Error::validation(format!(
+                "progress must be at most 100 percent, not {percent}"
+            )));
+        }
+        self.run.progress(Progress {
+            percent,
+            message: message.into(),
+        })
     }
 
     /// Sleeps for `duration` (tokio's timer, so paused-clock tests control it).

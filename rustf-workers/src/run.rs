@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::config::AppConfig;
 use crate::definition::Definition;
 use crate::subscription::Subscription;
-use crate::{CancelReason, Error, Result, RunOutcome};
+use crate::{CancelReason, Error, Progress, Result, RunOutcome};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -82,6 +82,8 @@ struct Mailbox {
     reader_waiting: bool,
     /// The last message emitted, when the registry keeps it for listings.
     last: Option<Value>,
+    /// The last progress the worker reported.
+    progress: Option<Progress>,
     /// Watchers' channel: created by the first subscriber, dropped when the run ends,
     /// which closes every subscription after its buffered messages.
     watchers: Option<broadcast::Sender<Value>>,
@@ -119,6 +121,7 @@ impl Run {
                 writer_waiting: false,
                 reader_waiting: false,
                 last: None,
+                progress: None,
                 watchers: None,
                 ended: None,
                 outcome: None,
@@ -246,6 +249,28 @@ impl Run {
                 capacity: self.capacity,
             }),
         }
+    }
+
+    /// Records progress and sends it to the readers as a message. A reader that is behind
+    /// misses this update (the next one supersedes it); the record always has the latest.
+    pub(crate) fn progress(&self, progress: Progress) -> Result<()> {
+        let message = serde_json::json!({ "progress": &progress });
+        {
+            let mut mailbox = self.mailbox();
+            if mailbox.closed {
+                return Err(self.finished_error());
+            }
+            mailbox.progress = Some(progress);
+        }
+        match self.offer(message) {
+            Offer::Done(result) => result,
+            Offer::Full(_) => Ok(()),
+        }
+    }
+
+    /// The last progress reported.
+    pub(crate) fn last_progress(&self) -> Option<Progress> {
+        self.mailbox().progress.clone()
     }
 
     /// Queues a message, waiting for room while the buffer is full.

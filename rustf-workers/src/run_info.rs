@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::run::Run;
+use crate::Progress;
 
 /// A snapshot of one live run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,9 @@ pub struct RunInfo {
     pub queued: bool,
     /// Whether it has been asked to stop (by cancel or shutdown) and is stopping.
     pub stopping: bool,
+    /// The last progress it reported with
+    /// [`WorkerContext::progress`](crate::WorkerContext::progress).
+    pub progress: Option<Progress>,
     /// The last message it emitted, when the registry keeps them
     /// ([`WorkerRegistry::keep_last_messages`](crate::WorkerRegistry::keep_last_messages)).
     pub last_message: Option<Value>,
@@ -44,6 +48,7 @@ impl RunInfo {
             elapsed_ms: millis(elapsed),
             queued: run.is_queued(),
             stopping: run.is_stop_requested(),
+            progress: run.last_progress(),
             last_message: run.last_message(),
         }
     }
