@@ -41,6 +41,7 @@ fn registration(worker: &Worker) -> TokenStream {
         name,
         timeout_ms,
         concurrency,
+        retries,
         function,
         context_span,
         payload,
@@ -83,7 +84,8 @@ fn registration(worker: &Worker) -> TokenStream {
     let timeout =
         timeout_ms.map(|ms| quote! { .timeout(::core::time::Duration::from_millis(#ms)) });
     let concurrency = concurrency.map(|max| quote! { .concurrency(#max) });
-    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency };
+    let retries = retries.map(|n| quote! { .retries(#n) });
+    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency #retries };
 
     quote! {
         #[doc(hidden)]

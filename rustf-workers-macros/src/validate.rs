@@ -13,6 +13,7 @@ pub(crate) struct Worker {
     pub(crate) name: LitStr,
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) concurrency: Option<usize>,
+    pub(crate) retries: Option<u32>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -21,7 +22,7 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout` or `concurrency`";
+const OPTIONS: &str = "`timeout`, `concurrency` or `retries`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -60,10 +61,11 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
 
     let mut timeout_ms = None;
     let mut concurrency = None;
+    let mut retries = None;
     let mut seen = Vec::new();
     for option in &args.options {
         let key = option.key.to_string();
-        if !matches!(key.as_str(), "timeout" | "concurrency") {
+        if !matches!(key.as_str(), "timeout" | "concurrency" | "retries") {
             errors.spanned(
                 &option.key,
                 format!("unknown option `{key}`; expected {OPTIONS}"),
@@ -84,15 +86,21 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 other,
                 "`timeout` takes a duration string: `timeout = \"30s\"`",
             ),
-            (_, Lit::Int(number)) => match number.base10_parse::<usize>() {
+            ("concurrency", Lit::Int(number)) => match number.base10_parse::<usize>() {
                 Ok(0) => errors.spanned(number, "`concurrency` must be at least 1"),
                 Ok(max) => concurrency = Some(max),
-                Err(err) => errors.push(err),
+                Err(_) => errors.spanned(
+                    number,
+                    "`concurrency` takes a whole number: `concurrency = 3`",
+                ),
             },
-            (_, other) => errors.spanned(
-                other,
-                "`concurrency` takes a whole number: `concurrency = 4`",
-            ),
+            ("retries", Lit::Int(number)) => match number.base10_parse::<u32>() {
+                Ok(n) => retries = Some(n),
+                Err(_) => errors.spanned(number, "`retries` takes a whole number: `retries = 3`"),
+            },
+            (key, other) => {
+                errors.spanned(other, format!("`{key}` takes a whole number: `{key} = 3`"))
+            }
         }
     }
 
@@ -150,6 +158,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         name: args.name,
         timeout_ms,
         concurrency,
+        retries,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,

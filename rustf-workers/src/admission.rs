@@ -7,10 +7,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use crate::definition::Definition;
 use crate::lifecycle::RunGuard;
+use crate::RunState;
 
 /// Default bound of the admission queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -30,26 +30,20 @@ struct State {
     /// Limited runs executing now.
     running: usize,
     /// Waiting runs, highest priority first, then in call order.
-    queue: BTreeMap<Slot, Waiting>,
+    queue: BTreeMap<Slot, RunGuard>,
     /// Where each waiting run sits in `queue`, by run key.
     index: HashMap<u128, Slot>,
     next: u64,
 }
 
-/// A run waiting for room, with what it needs to start.
-pub(crate) struct Waiting {
-    pub(crate) guard: RunGuard,
-    pub(crate) timeout: Option<Duration>,
-}
-
 /// What `enter` decided.
 pub(crate) enum Entry {
     /// Room now: start it.
-    Start(Waiting),
+    Start(RunGuard),
     /// Queued: it starts when room is made.
     Queued,
     /// The queue is full: refuse the call.
-    Full(Waiting, usize),
+    Full(RunGuard, usize),
 }
 
 impl Admission {
@@ -94,13 +88,14 @@ impl Admission {
     }
 
     /// Starts the run if its limits allow, else queues it by priority.
-    pub(crate) fn enter(&self, waiting: Waiting, priority: i32) -> Entry {
-        let definition = Arc::clone(&waiting.guard.run.definition);
+    pub(crate) fn enter(&self, waiting: RunGuard, priority: i32) -> Entry {
+        let definition = Arc::clone(&waiting.run.definition);
         let mut state = self.state();
         if self.has_room(&state, &definition) {
             state.running += 1;
             // Relaxed: only ever changed under the queue lock.
             definition.executing.fetch_add(1, Ordering::Relaxed);
+            let _ = waiting.run.state.become_(RunState::Running);
             return Entry::Start(waiting);
         }
         let capacity = self.capacity.load(Ordering::Relaxed);
@@ -109,15 +104,14 @@ impl Admission {
         }
         let slot = (Reverse(priority), state.next);
         state.next += 1;
-        waiting.guard.run.set_queued(true);
-        state.index.insert(waiting.guard.run.key, slot);
+        state.index.insert(waiting.run.key, slot);
         state.queue.insert(slot, waiting);
         Entry::Queued
     }
 
     /// A limited run of `definition` ended: the runs that now fit leave the queue, in
     /// order, to be started by the caller.
-    pub(crate) fn leave(&self, definition: &Definition) -> Vec<Waiting> {
+    pub(crate) fn leave(&self, definition: &Definition) -> Vec<RunGuard> {
         let mut state = self.state();
         state.running -= 1;
         // Relaxed: only ever changed under the queue lock.
@@ -128,7 +122,7 @@ impl Admission {
             if max > 0 && state.running + picked.len() >= max {
                 break;
             }
-            let def = &waiting.guard.run.definition;
+            let def = &waiting.run.definition;
             let also = picked.iter().filter(|(_, d)| Arc::ptr_eq(d, def)).count();
             let fits = def
                 .options
@@ -141,10 +135,11 @@ impl Admission {
         let mut started = Vec::with_capacity(picked.len());
         for (slot, def) in picked {
             if let Some(waiting) = state.queue.remove(&slot) {
-                state.index.remove(&waiting.guard.run.key);
+                state.index.remove(&waiting.run.key);
                 state.running += 1;
                 def.executing.fetch_add(1, Ordering::Relaxed);
-                waiting.guard.run.set_queued(false);
+                // Only fails if a cancel won the race, and then the run's task stops it.
+                let _ = waiting.run.state.become_(RunState::Running);
                 started.push(waiting);
             }
         }
@@ -152,7 +147,7 @@ impl Admission {
     }
 
     /// Takes a waiting run out of the queue, if it is still there.
-    pub(crate) fn remove(&self, key: u128) -> Option<Waiting> {
+    pub(crate) fn remove(&self, key: u128) -> Option<RunGuard> {
         let mut state = self.state();
         let slot = state.index.remove(&key)?;
         state.queue.remove(&slot)
@@ -163,12 +158,12 @@ impl Admission {
         self.state()
             .queue
             .values()
-            .map(|waiting| waiting.guard.run.id().to_owned())
+            .map(|waiting| waiting.run.id().to_owned())
             .collect()
     }
 
     /// Empties the queue (shutdown).
-    pub(crate) fn drain(&self) -> Vec<Waiting> {
+    pub(crate) fn drain(&self) -> Vec<RunGuard> {
         let mut state = self.state();
         state.index.clear();
         std::mem::take(&mut state.queue).into_values().collect()

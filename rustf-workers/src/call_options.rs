@@ -19,6 +19,7 @@ use std::time::Duration;
 pub struct CallOptions {
     timeout: Option<Duration>,
     priority: i32,
+    retries: Option<u32>,
 }
 
 impl CallOptions {
@@ -27,6 +28,7 @@ impl CallOptions {
         Self {
             timeout: None,
             priority: 0,
+            retries: None,
         }
     }
 
@@ -44,6 +46,19 @@ impl CallOptions {
     pub const fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self
+    }
+
+    /// Retries this run up to `retries` times, overriding the definition's
+    /// [`retries`](crate::WorkerOptions::retries).
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// The retries this call asks for, if it overrides the definition's.
+    pub const fn run_retries(&self) -> Option<u32> {
+        self.retries
     }
 
     /// The timeout this call asks for, if any.

@@ -61,6 +61,12 @@ impl WorkerContext {
         &self.run.config
     }
 
+    /// Which attempt this is, from 1; above 1 when the run is retried
+    /// ([`WorkerOptions::retries`](crate::WorkerOptions::retries)).
+    pub fn attempt(&self) -> u32 {
+        self.run.attempt()
+    }
+
     /// The payload the caller passed, if any.
     pub fn payload(&self) -> Option<&Value> {
         self.run.payload.as_ref()
@@ -122,7 +128,7 @@ impl WorkerContext {
     /// None today; the `Result` is part of the seed API.
     pub async fn set_state(&self, key: impl Into<String>, value: Value) -> Result<()> {
         self.run
-            .state()
+            .user_state()
             .get_or_insert_with(Default::default)
             .insert(key.into(), value);
         Ok(())
@@ -130,7 +136,7 @@ impl WorkerContext {
 
     /// A per-run state value, if set.
     pub async fn get_state(&self, key: &str) -> Option<Value> {
-        self.run.state().as_ref()?.get(key).cloned()
+        self.run.user_state().as_ref()?.get(key).cloned()
     }
 
     /// Removes every per-run state value.
@@ -139,7 +145,7 @@ impl WorkerContext {
     ///
     /// None today; the `Result` is part of the seed API.
     pub async fn clear_state(&self) -> Result<()> {
-        let cleared = self.run.state().take();
+        let cleared = self.run.user_state().take();
         drop(cleared);
         Ok(())
     }

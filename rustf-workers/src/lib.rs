@@ -86,6 +86,7 @@ mod progress;
 mod registry;
 mod run;
 mod run_info;
+mod state;
 mod stats;
 mod subscription;
 
@@ -106,11 +107,12 @@ pub use error::{CancelReason, Error, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
 pub use installer::Installer;
-pub use options::WorkerOptions;
+pub use options::{Backoff, WorkerOptions};
 pub use outcome::{RunEvent, RunOutcome, RunStatus};
 pub use progress::Progress;
 pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
 pub use run_info::RunInfo;
+pub use state::RunState;
 pub use stats::WorkerStats;
 pub use subscription::Subscription;
 

@@ -2,9 +2,9 @@
 //! panics, then reach exactly one terminal state and record it once.
 
 use std::any::Any;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,10 +12,8 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::admission::Waiting;
-
 use crate::run::Run;
-use crate::{CancelReason, Error, Result, RunOutcome, RunStatus};
+use crate::{CancelReason, Error, Result, RunOutcome, RunState, RunStatus};
 
 /// When a run's timeout fires, and the timeout itself for the error message.
 #[derive(Clone, Copy)]
@@ -51,14 +49,106 @@ pub(crate) enum Outcome {
 pub(crate) struct RunGuard {
     pub(crate) run: Arc<Run>,
     finished: bool,
+    /// Each attempt's timeout.
+    timeout: Option<Duration>,
+    /// When the current attempt started: the call, leaving the queue, or a retry.
+    attempt_started: Instant,
 }
 
 impl RunGuard {
-    pub(crate) fn new(run: Arc<Run>) -> Self {
+    pub(crate) fn new(run: Arc<Run>, timeout: Option<Duration>) -> Self {
+        let attempt_started = run.started;
         Self {
             run,
             finished: false,
+            timeout,
+            attempt_started,
         }
+    }
+
+    /// When the current attempt times out.
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        Deadline::from(self.attempt_started, self.timeout)
+    }
+
+    /// An attempt ended: retry after a backoff if the policy allows, else finish.
+    pub(crate) fn end(self, outcome: Outcome) {
+        match self.retry_delay(&outcome) {
+            Some(delay) => self.retry(outcome, delay),
+            None => {
+                let mut guard = self;
+                guard.finish(outcome);
+            }
+        }
+    }
+
+    fn retry_delay(&self, outcome: &Outcome) -> Option<Duration> {
+        let run = &*self.run;
+        let retryable = match outcome {
+            // Bad input stays bad: retrying cannot help.
+            Outcome::Failed(err) => !err.is_validation(),
+            Outcome::TimedOut(_) | Outcome::Panicked(_) => true,
+            Outcome::Completed | Outcome::Cancelled(_) => false,
+        };
+        let attempt = run.attempt();
+        if !retryable || attempt >= run.max_attempts || run.is_stop_requested() {
+            return None;
+        }
+        // The jitter comes from the run's random id: different runs back off differently.
+        let jitter = (run.key >> (8 * (attempt % 16))) as u8;
+        Some(
+            run.definition
+                .options
+                .retry_backoff()
+                .delay(attempt, jitter),
+        )
+    }
+
+    /// Records the failed attempt, waits out the backoff, and starts the next attempt,
+    /// unless the run is cancelled or shutdown asks it to stop meanwhile.
+    fn retry(mut self, outcome: Outcome, delay: Duration) {
+        let run = Arc::clone(&self.run);
+        let definition = &*run.definition;
+        let (status, result) = outcome.into_result(run.worker_name());
+        let elapsed = self.attempt_started.elapsed();
+        let error = result.err().map(|err| err.to_string());
+        log_ending(&run, status, elapsed, error.as_deref());
+        log::info!(
+            target: "rustf_workers::run",
+            "[Worker:{} run:{}] retrying in {}ms (attempt {} of {})",
+            run.worker_name(),
+            run.id(),
+            delay.as_millis(),
+            run.attempt() + 1,
+            run.max_attempts,
+        );
+        definition.counters.record(status, elapsed, error);
+        let _ = run.state.become_(RunState::BackingOff);
+        let backoff = async move {
+            let mut sleep = pin!(tokio::time::sleep(delay));
+            let stopped = poll_fn(|cx| {
+                run.task.register(cx.waker());
+                if let Some(reason) = run.abort_reason() {
+                    return Poll::Ready(Some(reason));
+                }
+                if run.is_stop_requested() {
+                    return Poll::Ready(Some(CancelReason::Shutdown));
+                }
+                sleep.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            match stopped {
+                Some(reason) => self.finish(Outcome::Cancelled(reason)),
+                None if run.state.become_(RunState::Running).is_ok() => {
+                    run.next_attempt();
+                    self.attempt_started = Instant::now();
+                    let deadline = self.deadline();
+                    (run.definition.spawn)(self, deadline);
+                }
+                None => self.finish(Outcome::Cancelled(CancelReason::Requested)),
+            }
+        };
+        tokio::spawn(backoff);
     }
 
     pub(crate) fn finish(&mut self, outcome: Outcome) {
@@ -70,8 +160,49 @@ impl RunGuard {
         run.mark_finished();
         definition.live.remove(run.key);
 
-        let worker = run.worker_name();
-        let (status, result) = match outcome {
+        let (status, result) = outcome.into_result(run.worker_name());
+        let held_slot = match run.state.become_(RunState::from(status)) {
+            Ok(from) => from != RunState::Queued,
+            Err(illegal) => {
+                debug_assert!(false, "{illegal:?}");
+                false
+            }
+        };
+        let elapsed = self.attempt_started.elapsed();
+        let error = result.as_ref().err().map(ToString::to_string);
+        log_ending(run, status, elapsed, error.as_deref());
+        let outcome = RunOutcome {
+            status,
+            error: error.clone(),
+            duration_ms: millis(run.started.elapsed()),
+        };
+        // Unlisted, counted, published, settled, in that order: a caller that awaited the
+        // result never finds the run in `running()` and reads statistics that include it;
+        // `shutdown` returns only after the outcome is out.
+        definition.counters.record(status, elapsed, error);
+        run.close(result, outcome);
+        // Its slot goes to the next runs that fit, before it stops counting as in
+        // flight, so `shutdown` never sees a gap between the two.
+        if run.limited && held_slot {
+            for guard in definition.live.admission.leave(definition) {
+                start_waiting(guard);
+            }
+        }
+        definition.counters.settle();
+        definition.live.settled();
+    }
+
+    /// Forgets a run refused before it was listed or started (the queue was full):
+    /// nothing to count.
+    pub(crate) fn discard(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Outcome {
+    /// The status, and the caller's result naming `worker`.
+    fn into_result(self, worker: &str) -> (RunStatus, Result<()>) {
+        match self {
             Outcome::Completed => (RunStatus::Completed, Ok(())),
             Outcome::Failed(err) => (RunStatus::Failed, Err(err)),
             Outcome::TimedOut(after) => (
@@ -95,47 +226,23 @@ impl RunGuard {
                     message,
                 }),
             ),
-        };
-        let elapsed = run.started.elapsed();
-        let error = result.as_ref().err().map(ToString::to_string);
-        log_ending(run, status, elapsed, error.as_deref());
-        let outcome = RunOutcome {
-            status,
-            error: error.clone(),
-            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        };
-        // Unlisted, counted, published, settled, in that order: a caller that awaited the
-        // result never finds the run in `running()` and reads statistics that include it;
-        // `shutdown` returns only after the outcome is out.
-        definition.counters.record(status, elapsed, error);
-        run.close(result, outcome);
-        // Its slot goes to the next runs that fit, before it stops counting as in
-        // flight, so `shutdown` never sees a gap between the two.
-        if run.limited && !run.is_queued() {
-            for waiting in definition.live.admission.leave(definition) {
-                start_waiting(waiting);
-            }
         }
-        definition.counters.settle();
-        definition.live.settled();
-    }
-
-    /// Finishes a run refused before it was listed or started (the queue was full):
-    /// nothing to count.
-    pub(crate) fn discard(mut self) {
-        self.finished = true;
     }
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Starts a run that waited in the admission queue; its timeout counts from now.
-pub(crate) fn start_waiting(waiting: Waiting) {
-    let Waiting { mut guard, timeout } = waiting;
+pub(crate) fn start_waiting(mut guard: RunGuard) {
     if tokio::runtime::Handle::try_current().is_err() {
         // Its runtime is gone (a run finished while the runtime was dropping it).
         guard.finish(Outcome::Cancelled(CancelReason::Dropped));
         return;
     }
-    let deadline = Deadline::from(Instant::now(), timeout);
+    guard.attempt_started = Instant::now();
+    let deadline = guard.deadline();
     let definition = Arc::clone(&guard.run.definition);
     (definition.spawn)(guard, deadline);
 }
@@ -147,9 +254,8 @@ pub(crate) fn cancel(run: &Run, reason: CancelReason) -> bool {
         return false;
     }
     if run.is_queued() {
-        if let Some(waiting) = run.definition.live.admission.remove(run.key) {
-            let Waiting { mut guard, .. } = waiting;
-            guard.finish(Outcome::Cancelled(reason));
+        if let Some(guard) = run.definition.live.admission.remove(run.key) {
+            guard.end(Outcome::Cancelled(reason));
         }
     }
     true
@@ -228,8 +334,8 @@ where
         };
         // Drops the handler's future in place, so whatever it held is released before
         // the caller learns the outcome.
-        if let DriverDone::Running { mut guard, .. } = self.project_replace(Self::Finished) {
-            guard.finish(outcome);
+        if let DriverDone::Running { guard, .. } = self.project_replace(Self::Finished) {
+            guard.end(outcome);
         }
         Poll::Ready(())
     }

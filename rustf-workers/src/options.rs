@@ -22,6 +22,44 @@ use std::time::Duration;
 pub struct WorkerOptions {
     timeout: Option<Duration>,
     concurrency: Option<usize>,
+    retries: u32,
+    backoff: Backoff,
+}
+
+/// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
+/// random half is dropped (jitter) so that failing runs do not retry in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first retry's wait (before jitter).
+    pub base: Duration,
+    /// The longest wait.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// 1 s, doubling, at most 60 s.
+    pub const DEFAULT: Self = Self {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(60),
+    };
+
+    /// The wait before retry `retry` (from 1), with `jitter` in `0..=255` choosing how
+    /// much of the upper half to keep.
+    pub(crate) fn delay(self, retry: u32, jitter: u8) -> Duration {
+        let doubled = self
+            .base
+            .checked_mul(1 << retry.saturating_sub(1).min(31))
+            .unwrap_or(self.cap);
+        let full = doubled.min(self.cap);
+        let half = full / 2;
+        half + half.mul_f64(f64::from(jitter) / 255.0)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl WorkerOptions {
@@ -30,6 +68,8 @@ impl WorkerOptions {
         Self {
             timeout: None,
             concurrency: None,
+            retries: 0,
+            backoff: Backoff::DEFAULT,
         }
     }
 
@@ -63,5 +103,55 @@ impl WorkerOptions {
 
     pub(crate) const fn concurrency_cap(&self) -> Option<usize> {
         self.concurrency
+    }
+
+    /// Retries a run up to `retries` times after an attempt fails, panics or times out,
+    /// waiting a [`Backoff`] between attempts. A validation error is never retried, nor
+    /// is a cancelled run. The caller gets the last attempt's result; statistics count
+    /// every attempt; [`WorkerContext::attempt`](crate::WorkerContext::attempt) tells the
+    /// worker which one it is.
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The wait between attempts. Default [`Backoff::DEFAULT`].
+    #[must_use]
+    pub const fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.backoff = Backoff { base, cap };
+        self
+    }
+
+    /// How many times a failed run is retried.
+    pub const fn max_retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The wait between attempts.
+    pub const fn retry_backoff(&self) -> Backoff {
+        self.backoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_keeps_at_least_half() {
+        let backoff = Backoff::DEFAULT;
+        assert_eq!(backoff.delay(1, 0), Duration::from_millis(500));
+        assert_eq!(backoff.delay(1, 255), Duration::from_secs(1));
+        assert_eq!(backoff.delay(3, 0), Duration::from_secs(2));
+        assert_eq!(backoff.delay(3, 255), Duration::from_secs(4));
+        assert_eq!(
+            backoff.delay(7, 255),
+            Duration::from_secs(60),
+            "64 s is capped"
+        );
+        assert_eq!(backoff.delay(40, 0), Duration::from_secs(30), "no overflow");
+        let middle = backoff.delay(2, 128);
+        assert!(middle > Duration::from_secs(1) && middle < Duration::from_secs(2));
     }
 }

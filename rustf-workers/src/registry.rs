@@ -11,9 +11,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::admission::{Entry, Waiting};
+use crate::admission::Entry;
 use crate::definition::Definition;
-use crate::lifecycle::{cancel, Deadline, Outcome, RunGuard};
+use crate::lifecycle::{cancel, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
 use crate::run::Run;
 use crate::{
@@ -346,21 +346,21 @@ impl WorkerRegistry {
             // Relaxed: a setting read once per run; no other data depends on it.
             self.inner.keep_last.load(Ordering::Relaxed),
             limited,
+            1 + options
+                .run_retries()
+                .unwrap_or(definition.options.max_retries()),
         ));
         // Listed before it can start, so no run is ever live and missing from the table.
         live.insert(Arc::clone(&run));
         let timeout = timeout.or(definition.options.default_timeout());
-        let guard = RunGuard::new(Arc::clone(&run));
-        let waiting = if limited {
-            match live
-                .admission
-                .enter(Waiting { guard, timeout }, options.run_priority())
-            {
-                Entry::Start(waiting) => Some(waiting),
+        let guard = RunGuard::new(Arc::clone(&run), timeout);
+        let ready = if limited {
+            match live.admission.enter(guard, options.run_priority()) {
+                Entry::Start(guard) => Some(guard),
                 Entry::Queued => None,
-                Entry::Full(waiting, capacity) => {
+                Entry::Full(guard, capacity) => {
                     live.remove(run.key);
-                    waiting.guard.discard();
+                    guard.discard();
                     definition.counters.unadmit();
                     live.settled();
                     return Err(Error::QueueFull {
@@ -370,7 +370,7 @@ impl WorkerRegistry {
                 }
             }
         } else {
-            Some(Waiting { guard, timeout })
+            Some(guard)
         };
         // A shutdown that began after the check above may have swept the live table
         // before the insert; the shard lock orders the two, so if the sweep missed this
@@ -382,8 +382,9 @@ impl WorkerRegistry {
                 cancel(&run, CancelReason::Shutdown);
             }
         }
-        if let Some(Waiting { guard, timeout }) = waiting {
-            (definition.spawn)(guard, Deadline::from(run.started, timeout));
+        if let Some(guard) = ready {
+            let deadline = guard.deadline();
+            (definition.spawn)(guard, deadline);
         }
         Ok(WorkerHandle::new(run))
     }
@@ -626,8 +627,8 @@ impl WorkerRegistry {
         let live = &*self.inner.live;
         if live.advance(Phase::Stopping) {
             // Runs still waiting for a concurrency cap never start.
-            for Waiting { mut guard, .. } in live.admission.drain() {
-                guard.finish(Outcome::Cancelled(CancelReason::Shutdown));
+            for guard in live.admission.drain() {
+                guard.end(Outcome::Cancelled(CancelReason::Shutdown));
             }
             for run in live.snapshot() {
                 run.request_stop();

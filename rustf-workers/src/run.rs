@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use crate::config::AppConfig;
 use crate::definition::Definition;
+use crate::state::StateCell;
 use crate::subscription::Subscription;
-use crate::{CancelReason, Error, Progress, Result, RunOutcome};
+use crate::{CancelReason, Error, Progress, Result, RunOutcome, RunState};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -43,8 +44,11 @@ pub(crate) struct Run {
     pub(crate) started: Instant,
     /// Counted against concurrency caps: it holds a slot while executing.
     pub(crate) limited: bool,
-    /// Waiting in the admission queue.
-    queued: AtomicBool,
+    pub(crate) state: StateCell,
+    /// The attempt executing or last executed, from 1.
+    attempt: AtomicU32,
+    /// Attempts allowed in all: 1 plus the retries.
+    pub(crate) max_attempts: u32,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
@@ -60,7 +64,7 @@ pub(crate) struct Run {
     /// Whether to keep the last message for the run listings (`RunInfo`).
     keep_last: bool,
     /// Created by the first `set_state`: most runs never use it.
-    state: Mutex<Option<HashMap<String, Value>>>,
+    user_state: Mutex<Option<HashMap<String, Value>>>,
 }
 
 /// The result of offering a message to the mailbox.
@@ -100,6 +104,7 @@ impl Run {
         capacity: usize,
         keep_last: bool,
         limited: bool,
+        max_attempts: u32,
     ) -> Self {
         Self {
             key: Uuid::new_v4().as_u128(),
@@ -109,7 +114,15 @@ impl Run {
             config,
             started: Instant::now(),
             limited,
-            queued: AtomicBool::new(false),
+            // A limited run waits for its slot; `Admission::enter` starts it at once when
+            // there is room.
+            state: StateCell::new(if limited {
+                RunState::Queued
+            } else {
+                RunState::Running
+            }),
+            attempt: AtomicU32::new(1),
+            max_attempts,
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
             reader: AtomicWaker::new(),
@@ -128,7 +141,7 @@ impl Run {
             }),
             capacity,
             keep_last,
-            state: Mutex::new(None),
+            user_state: Mutex::new(None),
         }
     }
 
@@ -145,14 +158,17 @@ impl Run {
         &self.definition.name
     }
 
-    pub(crate) fn set_queued(&self, queued: bool) {
-        // Release/Acquire: changed under the queue lock; readers outside it (listings,
-        // cancel) only need to see the latest value.
-        self.queued.store(queued, Ordering::Release);
+    pub(crate) fn is_queued(&self) -> bool {
+        self.state.get() == RunState::Queued
     }
 
-    pub(crate) fn is_queued(&self) -> bool {
-        self.queued.load(Ordering::Acquire)
+    pub(crate) fn attempt(&self) -> u32 {
+        // Relaxed: written by the run's own task between attempts, read for display.
+        self.attempt.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_attempt(&self) {
+        self.attempt.fetch_add(1, Ordering::Relaxed);
     }
 
     // ---- stop signals ----
@@ -162,6 +178,8 @@ impl Run {
         // AcqRel: a worker that sees STOP also sees everything the requester did before.
         if self.signal.fetch_or(STOP, Ordering::AcqRel) & STOP == 0 {
             self.waiters.notify_waiters();
+            // A run backing off between attempts waits on this waker, and stops.
+            self.task.wake();
         }
     }
 
@@ -484,8 +502,8 @@ impl Run {
 
     // ---- per-run state ----
 
-    pub(crate) fn state(&self) -> MutexGuard<'_, Option<HashMap<String, Value>>> {
+    pub(crate) fn user_state(&self) -> MutexGuard<'_, Option<HashMap<String, Value>>> {
         // Held only inside `WorkerContext`'s state methods, never across an await.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.user_state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::run::Run;
-use crate::Progress;
+use crate::{Progress, RunState};
 
 /// A snapshot of one live run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,9 +20,10 @@ pub struct RunInfo {
     pub started_at_ms: u64,
     /// How long it has been live, in milliseconds.
     pub elapsed_ms: u64,
-    /// Whether it waits in the admission queue for a concurrency cap (`true`) or
-    /// executes (`false`).
-    pub queued: bool,
+    /// Where it is: `queued`, `running` or `backing_off` (between attempts).
+    pub state: RunState,
+    /// The attempt executing or last executed, from 1.
+    pub attempt: u32,
     /// Whether it has been asked to stop (by cancel or shutdown) and is stopping.
     pub stopping: bool,
     /// The last progress it reported with
@@ -46,7 +47,8 @@ impl RunInfo {
             worker: run.worker_name().to_owned(),
             started_at_ms: millis(started_at),
             elapsed_ms: millis(elapsed),
-            queued: run.is_queued(),
+            state: run.state.get(),
+            attempt: run.attempt(),
             stopping: run.is_stop_requested(),
             progress: run.last_progress(),
             last_message: run.last_message(),

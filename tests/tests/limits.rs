@@ -67,7 +67,13 @@ async fn a_cap_of_two_never_runs_more_than_two_at_once() {
     assert_eq!(workers.queued().len(), 8);
     assert_eq!(workers.running_for("capped").await.unwrap().len(), 2);
     let infos = workers.live_runs();
-    assert_eq!(infos.iter().filter(|r| r.queued).count(), 8);
+    assert_eq!(
+        infos
+            .iter()
+            .filter(|r| r.state == rustf_workers::RunState::Queued)
+            .count(),
+        8
+    );
 
     for handle in handles {
         handle.await_result().await.unwrap();

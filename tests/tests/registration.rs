@@ -79,6 +79,7 @@ async fn attribute_options_become_definition_defaults() {
     let options = WORKER::registry().options("fixture-send-email").unwrap();
     assert_eq!(options.default_timeout(), Some(Duration::from_millis(50)));
     assert_eq!(options.max_concurrency(), Some(3));
+    assert_eq!(options.max_retries(), 2);
     WORKER::run("fixture-send-email", Some(json!(10)))
         .await
         .unwrap();

@@ -10,4 +10,10 @@ async fn text(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }
 
+
+#[worker("negative-retries", retries = -1)]
+async fn negative_retries(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
 fn main() {}

@@ -1,0 +1,195 @@
+//! Retries with exponential backoff and jitter, on tokio's paused clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustf_workers::prelude::*;
+use rustf_workers::{CallOptions, CancelReason, RunState, WorkerOptions, WorkerRegistry};
+use tokio::time::Instant;
+
+/// A worker that fails the way its payload says, on attempts below `succeed_on`, and
+/// records each attempt's number and start time.
+async fn flaky(workers: &WorkerRegistry, retries: u32) -> Arc<Mutex<Vec<(u32, Instant)>>> {
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&attempts);
+    workers
+        .register_with("flaky", WorkerOptions::new().retries(retries), move |ctx| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().push((ctx.attempt(), Instant::now()));
+                let payload = ctx.payload().cloned().unwrap_or_default();
+                let succeed_on = payload["succeed_on"].as_u64().unwrap_or(u64::MAX);
+                if u64::from(ctx.attempt()) >= succeed_on {
+                    return Ok(());
+                }
+                match payload["how"].as_str().unwrap_or("error") {
+                    "validation" => Err(Error::validation("bad input")),
+                    "panic" => panic!("worker panic: attempt {}", ctx.attempt()),
+                    "hang" => {
+                        ctx.sleep(Duration::from_secs(3600)).await;
+                        Ok(())
+                    }
+                    _ => Err(Error::internal(format!("attempt {} failed", ctx.attempt()))),
+                }
+            }
+        })
+        .await
+        .unwrap();
+    attempts
+}
+
+fn numbers(attempts: &Mutex<Vec<(u32, Instant)>>) -> Vec<u32> {
+    attempts.lock().unwrap().iter().map(|(n, _)| *n).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_run_is_retried_with_growing_jittered_waits() {
+    let workers = WorkerRegistry::new();
+    let attempts = flaky(&workers, 3).await;
+    workers
+        .run("flaky", Some(json!({ "succeed_on": 3 })))
+        .await
+        .unwrap();
+    assert_eq!(numbers(&attempts), [1, 2, 3]);
+    let times: Vec<Instant> = attempts.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    let first_wait = times[1] - times[0];
+    let second_wait = times[2] - times[1];
+    assert!(
+        first_wait >= Duration::from_millis(500) && first_wait <= Duration::from_secs(1),
+        "{first_wait:?}"
+    );
+    assert!(
+        second_wait >= Duration::from_secs(1) && second_wait <= Duration::from_secs(2),
+        "{second_wait:?}"
+    );
+
+    // Statistics count every attempt.
+    let stats = workers.stats("flaky").await.unwrap();
+    assert_eq!(
+        (stats.runs, stats.errors, stats.failed, stats.running),
+        (3, 2, 2, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_caller_gets_the_last_attempts_error_when_retries_run_out() {
+    let workers = WorkerRegistry::new();
+    let attempts = flaky(&workers, 2).await;
+    let err = workers.run("flaky", None).await.unwrap_err();
+    assert_eq!(err.to_string(), "internal error: attempt 3 failed");
+    assert_eq!(numbers(&attempts), [1, 2, 3]);
+    assert_eq!(workers.stats("flaky").await.unwrap().failed, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn validation_errors_are_never_retried() {
+    let workers = WorkerRegistry::new();
+    let attempts = flaky(&workers, 5).await;
+    let err = workers
+        .run("flaky", Some(json!({ "how": "validation" })))
+        .await
+        .unwrap_err();
+    assert!(err.is_validation());
+    assert_eq!(numbers(&attempts), [1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn panics_and_timeouts_are_retried() {
+    rustf_workers_tests::quiet_worker_panics();
+    let workers = WorkerRegistry::new();
+    let attempts = flaky(&workers, 1).await;
+    let err = workers
+        .run("flaky", Some(json!({ "how": "panic" })))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Worker 'flaky' panicked: worker panic: attempt 2"
+    );
+
+    let handle = workers
+        .call(
+            "flaky",
+            Some(Duration::from_secs(5)),
+            Some(json!({ "how": "hang" })),
+        )
+        .await
+        .unwrap();
+    assert!(handle.await_result().await.unwrap_err().is_timeout());
+    assert_eq!(numbers(&attempts), [1, 2, 1, 2]);
+    let stats = workers.stats("flaky").await.unwrap();
+    assert_eq!((stats.panicked, stats.timed_out), (2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_can_set_its_own_retries() {
+    let workers = WorkerRegistry::new();
+    let attempts = flaky(&workers, 0).await;
+    let handle = workers
+        .call_with("flaky", None, CallOptions::new().retries(2))
+        .await
+        .unwrap();
+    assert!(handle.await_result().await.is_err());
+    assert_eq!(numbers(&attempts), [1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_and_shutdown_stop_a_run_that_is_backing_off() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "slow-backoff",
+            WorkerOptions::new()
+                .retries(10)
+                .backoff(Duration::from_secs(100), Duration::from_secs(100)),
+            |_ctx| async { Err(Error::internal("nope")) },
+        )
+        .await
+        .unwrap();
+
+    let handle = workers.call("slow-backoff", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let info = workers.run_info(handle.id()).unwrap();
+    assert_eq!((info.state, info.attempt), (RunState::BackingOff, 1));
+    let start = Instant::now();
+    handle.cancel().await.unwrap();
+    let err = handle.await_result().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Cancelled {
+                reason: CancelReason::Requested,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+
+    let backing_off = workers.call("slow-backoff", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let start = Instant::now();
+    workers.shutdown().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "a backing-off run stops at once"
+    );
+    let err = backing_off.await_result().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Cancelled {
+                reason: CancelReason::Shutdown,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let stats = workers.stats("slow-backoff").await.unwrap();
+    // Two failed first attempts, then two cancellations.
+    assert_eq!(
+        (stats.runs, stats.failed, stats.cancelled, stats.running),
+        (4, 2, 2, 0)
+    );
+}
