@@ -42,6 +42,7 @@ fn registration(worker: &Worker) -> TokenStream {
         timeout_ms,
         concurrency,
         retries,
+        daemon,
         function,
         context_span,
         payload,
@@ -85,7 +86,8 @@ fn registration(worker: &Worker) -> TokenStream {
         timeout_ms.map(|ms| quote! { .timeout(::core::time::Duration::from_millis(#ms)) });
     let concurrency = concurrency.map(|max| quote! { .concurrency(#max) });
     let retries = retries.map(|n| quote! { .retries(#n) });
-    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency #retries };
+    let daemon = daemon.map(|flag| quote! { .daemon(#flag) });
+    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency #retries #daemon };
 
     quote! {
         #[doc(hidden)]

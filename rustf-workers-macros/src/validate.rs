@@ -14,6 +14,7 @@ pub(crate) struct Worker {
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) retries: Option<u32>,
+    pub(crate) daemon: Option<bool>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -22,7 +23,7 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout`, `concurrency` or `retries`";
+const OPTIONS: &str = "`timeout`, `concurrency`, `retries` or `daemon`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -62,10 +63,14 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     let mut timeout_ms = None;
     let mut concurrency = None;
     let mut retries = None;
+    let mut daemon = None;
     let mut seen = Vec::new();
     for option in &args.options {
         let key = option.key.to_string();
-        if !matches!(key.as_str(), "timeout" | "concurrency" | "retries") {
+        if !matches!(
+            key.as_str(),
+            "timeout" | "concurrency" | "retries" | "daemon"
+        ) {
             errors.spanned(
                 &option.key,
                 format!("unknown option `{key}`; expected {OPTIONS}"),
@@ -98,6 +103,8 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 Ok(n) => retries = Some(n),
                 Err(_) => errors.spanned(number, "`retries` takes a whole number: `retries = 3`"),
             },
+            ("daemon", Lit::Bool(flag)) => daemon = Some(flag.value),
+            ("daemon", other) => errors.spanned(other, "`daemon` takes `true` or `false`"),
             (key, other) => {
                 errors.spanned(other, format!("`{key}` takes a whole number: `{key} = 3`"))
             }
@@ -159,6 +166,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         timeout_ms,
         concurrency,
         retries,
+        daemon,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,

@@ -20,6 +20,7 @@ pub struct CallOptions {
     timeout: Option<Duration>,
     priority: i32,
     retries: Option<u32>,
+    daemon: Option<bool>,
 }
 
 impl CallOptions {
@@ -29,6 +30,7 @@ impl CallOptions {
             timeout: None,
             priority: 0,
             retries: None,
+            daemon: None,
         }
     }
 
@@ -54,6 +56,19 @@ impl CallOptions {
     pub const fn retries(mut self, retries: u32) -> Self {
         self.retries = Some(retries);
         self
+    }
+
+    /// Makes this run a daemon (or not), overriding the definition's
+    /// [`daemon`](crate::WorkerOptions::daemon).
+    #[must_use]
+    pub const fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// Whether this call asks for a daemon, if it overrides the definition.
+    pub const fn run_daemon(&self) -> Option<bool> {
+        self.daemon
     }
 
     /// The retries this call asks for, if it overrides the definition's.

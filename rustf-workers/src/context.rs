@@ -204,6 +204,32 @@ impl WorkerContext {
         })
     }
 
+    /// Saves `value` as this run's checkpoint, replacing the last one. A retried run or a
+    /// restarted daemon keeps its run id and reads it back with
+    /// [`get_checkpoint`](Self::get_checkpoint). Stored by the registry's
+    /// [`CheckpointStore`](crate::CheckpointStore) (in memory by default) and removed when
+    /// the run ends.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn checkpoint(&self, value: Value) -> Result<()> {
+        let store = self.run.definition.live.checkpoints.load_full();
+        store.save(self.worker_name(), self.run_id(), value).await?;
+        self.run.mark_checkpointed();
+        Ok(())
+    }
+
+    /// This run's last checkpoint, if it saved one in an earlier attempt (or this one).
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn get_checkpoint(&self) -> Result<Option<Value>> {
+        let store = self.run.definition.live.checkpoints.load_full();
+        store.load(self.worker_name(), self.run_id()).await
+    }
+
     /// Sleeps for `duration` (tokio's timer, so paused-clock tests control it).
     pub async fn sleep(&self, duration: Duration) {
         tokio::time::sleep(duration).await;

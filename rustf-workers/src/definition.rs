@@ -29,6 +29,8 @@ pub(crate) struct Definition {
     pub(crate) check_payload: Option<PayloadCheck>,
     /// Limited runs executing now; changed only under the admission queue's lock.
     pub(crate) executing: AtomicUsize,
+    /// Daemon runs alive now.
+    pub(crate) daemons: AtomicUsize,
 }
 
 /// Reads a payload as the worker's payload type, discarding it; the error names the
@@ -51,6 +53,11 @@ impl Definition {
         if options.default_timeout().is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
                 "worker '{name}': timeout must be greater than zero"
+            )));
+        }
+        if options.daemon_limit() == Some(0) {
+            return Err(Error::validation(format!(
+                "worker '{name}': max_daemons must be at least 1"
             )));
         }
         if options.max_concurrency() == Some(0) {
@@ -87,6 +94,7 @@ impl Definition {
             live,
             check_payload: None,
             executing: AtomicUsize::new(0),
+            daemons: AtomicUsize::new(0),
         })
     }
 }

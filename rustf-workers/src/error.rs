@@ -119,6 +119,15 @@ pub enum Error {
         capacity: usize,
     },
 
+    /// The worker already has its maximum of live daemon runs.
+    #[error("Worker '{worker}' already has {max} live daemons, its maximum")]
+    DaemonLimit {
+        /// The worker's name.
+        worker: String,
+        /// The cap.
+        max: usize,
+    },
+
     /// `shutdown()` has started: no new run is accepted.
     #[error("workers are shutting down: no new runs are accepted")]
     ShuttingDown,

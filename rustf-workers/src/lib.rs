@@ -69,6 +69,7 @@
 
 mod admission;
 mod call_options;
+mod checkpoint;
 mod config;
 mod context;
 mod definition;
@@ -101,6 +102,7 @@ pub mod __private;
 
 pub use admission::DEFAULT_QUEUE_CAPACITY;
 pub use call_options::CallOptions;
+pub use checkpoint::{CheckpointStore, MemoryCheckpoints, StoreFuture};
 pub use config::AppConfig;
 pub use context::WorkerContext;
 pub use error::{CancelReason, Error, Result};

@@ -5,6 +5,7 @@ use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -94,14 +95,12 @@ impl RunGuard {
         if !retryable || attempt >= run.max_attempts || run.is_stop_requested() {
             return None;
         }
+        let backoff = run.definition.options.retry_backoff();
+        let healthy = self.attempt_started.elapsed() >= backoff.cap;
+        let step = run.backoff_step(healthy);
         // The jitter comes from the run's random id: different runs back off differently.
         let jitter = (run.key >> (8 * (attempt % 16))) as u8;
-        Some(
-            run.definition
-                .options
-                .retry_backoff()
-                .delay(attempt, jitter),
-        )
+        Some(backoff.delay(step, jitter))
     }
 
     /// Records the failed attempt, waits out the backoff, and starts the next attempt,
@@ -187,6 +186,24 @@ impl RunGuard {
             for guard in definition.live.admission.leave(definition) {
                 start_waiting(guard);
             }
+        }
+        if run.daemon {
+            // Relaxed: the count is its own only data.
+            definition.daemons.fetch_sub(1, Ordering::Relaxed);
+        }
+        if run.has_checkpoint() && tokio::runtime::Handle::try_current().is_ok() {
+            let store = definition.live.checkpoints.load_full();
+            let run = Arc::clone(&self.run);
+            tokio::spawn(async move {
+                if let Err(err) = store.remove(run.worker_name(), run.id()).await {
+                    log::warn!(
+                        target: "rustf_workers::run",
+                        "[Worker:{} run:{}] checkpoint not removed: {err}",
+                        run.worker_name(),
+                        run.id(),
+                    );
+                }
+            });
         }
         definition.counters.settle();
         definition.live.settled();

@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use arc_swap::ArcSwap;
+
 use crate::admission::Admission;
 use crate::padded::Padded;
 use crate::run::Run;
+use crate::{CheckpointStore, MemoryCheckpoints};
 
 const SHARDS: usize = 32;
 
@@ -34,6 +37,8 @@ pub(crate) struct LiveRuns {
     idle: Notify,
     /// Concurrency caps and the queue of calls waiting for room.
     pub(crate) admission: Admission,
+    /// Where runs keep their checkpoints.
+    pub(crate) checkpoints: ArcSwap<Box<dyn CheckpointStore>>,
 }
 
 type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
@@ -45,6 +50,7 @@ impl LiveRuns {
             phase: AtomicU8::new(Phase::Open as u8),
             idle: Notify::new(),
             admission: Admission::new(),
+            checkpoints: ArcSwap::from_pointee(Box::new(MemoryCheckpoints::new())),
         }
     }
 

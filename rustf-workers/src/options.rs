@@ -24,6 +24,8 @@ pub struct WorkerOptions {
     concurrency: Option<usize>,
     retries: u32,
     backoff: Backoff,
+    daemon: bool,
+    max_daemons: Option<usize>,
 }
 
 /// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
@@ -70,6 +72,8 @@ impl WorkerOptions {
             concurrency: None,
             retries: 0,
             backoff: Backoff::DEFAULT,
+            daemon: false,
+            max_daemons: None,
         }
     }
 
@@ -121,6 +125,36 @@ impl WorkerOptions {
     pub const fn backoff(mut self, base: Duration, cap: Duration) -> Self {
         self.backoff = Backoff { base, cap };
         self
+    }
+
+    /// Makes every run of this worker a daemon: when an attempt fails, panics or times
+    /// out, it restarts after a [`Backoff`] (1 s doubling to 60 s by default), for as long
+    /// as it takes; an attempt that ran at least the backoff's cap counts as healthy and
+    /// the next wait starts again from the base. A daemon stops when it returns `Ok(())`,
+    /// when cancelled, or at shutdown. [`checkpoint`](crate::WorkerContext::checkpoint)
+    /// lets a restart resume where the last attempt was.
+    #[must_use]
+    pub const fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Lets at most `max` daemon runs of this worker live at once; another call gets
+    /// [`Error::DaemonLimit`](crate::Error::DaemonLimit). Zero is refused at registration.
+    #[must_use]
+    pub const fn max_daemons(mut self, max: usize) -> Self {
+        self.max_daemons = Some(max);
+        self
+    }
+
+    /// Whether runs of this worker are daemons by default.
+    pub const fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The cap on live daemon runs of this worker, if any.
+    pub const fn daemon_limit(&self) -> Option<usize> {
+        self.max_daemons
     }
 
     /// How many times a failed run is retried.

@@ -15,10 +15,10 @@ use crate::admission::Entry;
 use crate::definition::Definition;
 use crate::lifecycle::{cancel, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
-use crate::run::Run;
+use crate::run::{Run, RunSettings};
 use crate::{
-    AppConfig, CallOptions, CancelReason, Error, Result, RunInfo, Subscription, WorkerContext,
-    WorkerHandle, WorkerOptions, WorkerStats,
+    AppConfig, CallOptions, CancelReason, CheckpointStore, Error, Result, RunInfo, Subscription,
+    WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -337,18 +337,37 @@ impl WorkerRegistry {
             return Err(Error::ShuttingDown);
         }
 
+        let daemon = options
+            .run_daemon()
+            .unwrap_or(definition.options.is_daemon());
+        if daemon && !take_daemon_slot(definition) {
+            definition.counters.unadmit();
+            live.settled();
+            return Err(Error::DaemonLimit {
+                worker: name.to_owned(),
+                max: definition.options.daemon_limit().unwrap_or(usize::MAX),
+            });
+        }
         let limited = live.admission.limits(definition);
+        let settings = RunSettings {
+            // Relaxed: settings read once per run; no other data depends on them.
+            capacity: self.inner.message_capacity.load(Ordering::Relaxed),
+            keep_last: self.inner.keep_last.load(Ordering::Relaxed),
+            limited,
+            max_attempts: if daemon {
+                u32::MAX
+            } else {
+                1 + options
+                    .run_retries()
+                    .unwrap_or(definition.options.max_retries())
+            },
+            daemon,
+        };
         let run = Arc::new(Run::new(
             Arc::clone(definition),
             payload,
             Arc::clone(&catalog.config),
-            self.inner.message_capacity.load(Ordering::Relaxed),
-            // Relaxed: a setting read once per run; no other data depends on it.
-            self.inner.keep_last.load(Ordering::Relaxed),
-            limited,
-            1 + options
-                .run_retries()
-                .unwrap_or(definition.options.max_retries()),
+            settings,
         ));
         // Listed before it can start, so no run is ever live and missing from the table.
         live.insert(Arc::clone(&run));
@@ -360,6 +379,9 @@ impl WorkerRegistry {
                 Entry::Queued => None,
                 Entry::Full(guard, capacity) => {
                     live.remove(run.key);
+                    if daemon {
+                        definition.daemons.fetch_sub(1, Ordering::Relaxed);
+                    }
                     guard.discard();
                     definition.counters.unadmit();
                     live.settled();
@@ -651,6 +673,27 @@ impl WorkerRegistry {
     /// Whether [`shutdown`](Self::shutdown) has started.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.live.phase() != Phase::Open
+    }
+}
+
+/// Counts one more live daemon of `definition`, unless it is at its cap.
+fn take_daemon_slot(definition: &Definition) -> bool {
+    let cap = definition.options.daemon_limit().unwrap_or(usize::MAX);
+    // Relaxed: the count is its own only data; the CAS makes the cap exact.
+    definition
+        .daemons
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
+            (live < cap).then_some(live + 1)
+        })
+        .is_ok()
+}
+
+/// Sets the store runs keep their checkpoints in; see [`CheckpointStore`].
+impl WorkerRegistry {
+    /// Replaces where runs keep their checkpoints (in memory by default). Runs already
+    /// holding checkpoints in the old store lose them.
+    pub fn set_checkpoint_store(&self, store: impl CheckpointStore) {
+        self.inner.live.checkpoints.store(Arc::new(Box::new(store)));
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 
@@ -47,8 +47,14 @@ pub(crate) struct Run {
     pub(crate) state: StateCell,
     /// The attempt executing or last executed, from 1.
     attempt: AtomicU32,
-    /// Attempts allowed in all: 1 plus the retries.
+    /// Attempts allowed in all: 1 plus the retries; unbounded for a daemon.
     pub(crate) max_attempts: u32,
+    /// Restarts forever on failure, holding a daemon slot of its definition.
+    pub(crate) daemon: bool,
+    /// Retries since the last healthy attempt: the backoff's exponent.
+    backoff_step: AtomicU32,
+    /// Whether the run ever saved a checkpoint, which its end then removes.
+    checkpointed: AtomicBool,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
@@ -65,6 +71,21 @@ pub(crate) struct Run {
     keep_last: bool,
     /// Created by the first `set_state`: most runs never use it.
     user_state: Mutex<Option<HashMap<String, Value>>>,
+}
+
+/// How a run is to behave, decided at admission from the registry, the definition and
+/// the call.
+pub(crate) struct RunSettings {
+    /// The message buffer's capacity.
+    pub(crate) capacity: usize,
+    /// Whether to keep the last message for listings.
+    pub(crate) keep_last: bool,
+    /// Whether it counts against concurrency caps.
+    pub(crate) limited: bool,
+    /// 1 plus the retries; unbounded for a daemon.
+    pub(crate) max_attempts: u32,
+    /// Whether it restarts forever on failure.
+    pub(crate) daemon: bool,
 }
 
 /// The result of offering a message to the mailbox.
@@ -101,11 +122,15 @@ impl Run {
         definition: Arc<Definition>,
         payload: Option<Value>,
         config: Arc<AppConfig>,
-        capacity: usize,
-        keep_last: bool,
-        limited: bool,
-        max_attempts: u32,
+        settings: RunSettings,
     ) -> Self {
+        let RunSettings {
+            capacity,
+            keep_last,
+            limited,
+            max_attempts,
+            daemon,
+        } = settings;
         Self {
             key: Uuid::new_v4().as_u128(),
             id: OnceLock::new(),
@@ -123,6 +148,9 @@ impl Run {
             }),
             attempt: AtomicU32::new(1),
             max_attempts,
+            daemon,
+            backoff_step: AtomicU32::new(0),
+            checkpointed: AtomicBool::new(false),
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
             reader: AtomicWaker::new(),
@@ -169,6 +197,25 @@ impl Run {
 
     pub(crate) fn next_attempt(&self) {
         self.attempt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The backoff step for the next retry: back to 1 after a healthy attempt.
+    pub(crate) fn backoff_step(&self, healthy: bool) -> u32 {
+        // Relaxed: only the run's own task, between attempts, touches it.
+        if healthy {
+            self.backoff_step.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.backoff_step.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    pub(crate) fn mark_checkpointed(&self) {
+        self.checkpointed.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_checkpoint(&self) -> bool {
+        self.checkpointed.load(Ordering::Relaxed)
     }
 
     // ---- stop signals ----

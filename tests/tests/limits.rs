@@ -17,15 +17,23 @@ struct Gauge {
 }
 
 impl Gauge {
-    fn enter(&self) {
+    /// Counts one more run executing, until the returned guard is dropped: also when a
+    /// cancel drops the worker's future mid-way.
+    fn enter(&self) -> Inside {
         let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(now, Ordering::SeqCst);
-    }
-    fn exit(&self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
+        Inside(Arc::clone(&self.now))
     }
     fn max(&self) -> usize {
         self.max.load(Ordering::SeqCst)
+    }
+}
+
+struct Inside(Arc<AtomicUsize>);
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -36,10 +44,9 @@ async fn capped(workers: &WorkerRegistry, name: &str, cap: usize, gauge: &Gauge)
         .register_with(name, WorkerOptions::new().concurrency(cap), move |ctx| {
             let gauge = gauge.clone();
             async move {
-                gauge.enter();
+                let _inside = gauge.enter();
                 let secs = ctx.payload().and_then(Value::as_u64).unwrap_or(1);
                 ctx.sleep(Duration::from_secs(secs)).await;
-                gauge.exit();
                 Ok(())
             }
         })
@@ -95,9 +102,8 @@ async fn a_global_cap_holds_across_workers() {
             .register(name, move |ctx| {
                 let gauge = gauge.clone();
                 async move {
-                    gauge.enter();
+                    let _inside = gauge.enter();
                     ctx.sleep(Duration::from_secs(1)).await;
-                    gauge.exit();
                     Ok(())
                 }
             })
@@ -315,10 +321,9 @@ async fn random_calls_and_cancels_under_a_cap() {
         .register_with("stress", WorkerOptions::new().concurrency(4), move |ctx| {
             let g = g.clone();
             async move {
-                g.enter();
+                let _inside = g.enter();
                 let micros = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
                 tokio::time::sleep(Duration::from_micros(micros)).await;
-                g.exit();
                 Ok(())
             }
         })

@@ -27,7 +27,7 @@ pub async fn echo(ctx: WorkerContext, input: Echo) -> Result<()> {
 }
 
 /// An optional payload: `None` when the caller passes none.
-#[worker("fixture-optional")]
+#[worker("fixture-optional", daemon = false)]
 pub async fn optional(ctx: WorkerContext, input: Option<u32>) -> Result<()> {
     ctx.emit(json!(input))?;
     Ok(())

@@ -16,4 +16,9 @@ async fn negative_retries(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }
 
+#[worker("maybe-daemon", daemon = "yes")]
+async fn maybe_daemon(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
 fn main() {}
