@@ -21,6 +21,8 @@ pub struct CallOptions {
     priority: i32,
     retries: Option<u32>,
     daemon: Option<bool>,
+    unique_key: Option<String>,
+    idempotency: Option<(String, Duration)>,
 }
 
 impl CallOptions {
@@ -31,6 +33,8 @@ impl CallOptions {
             priority: 0,
             retries: None,
             daemon: None,
+            unique_key: None,
+            idempotency: None,
         }
     }
 
@@ -64,6 +68,36 @@ impl CallOptions {
     pub const fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = Some(daemon);
         self
+    }
+
+    /// While a run of the same worker with this key is queued or running, the call
+    /// attaches to it instead of starting another: its handle receives the messages
+    /// emitted from then on and the same result.
+    #[must_use]
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// If a run of the same worker completed successfully under this key within
+    /// `retention`, the call returns that outcome (a finished handle with the earlier
+    /// run's id and `Ok(())`) without running again. Failed runs are not remembered.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl Into<String>, retention: Duration) -> Self {
+        self.idempotency = Some((key.into(), retention));
+        self
+    }
+
+    /// The unique key, if any.
+    pub fn run_unique_key(&self) -> Option<&str> {
+        self.unique_key.as_deref()
+    }
+
+    /// The idempotency key and its retention, if any.
+    pub fn run_idempotency_key(&self) -> Option<(&str, Duration)> {
+        self.idempotency
+            .as_ref()
+            .map(|(key, retention)| (key.as_str(), *retention))
     }
 
     /// Whether this call asks for a daemon, if it overrides the definition.

@@ -47,6 +47,9 @@ pub struct WorkerHandle {
     batch: VecDeque<Value>,
     /// `await_result` already detached the reader; dropping has nothing left to do.
     detached: bool,
+    /// A handle that attached to a run another call started (same unique key) reads
+    /// through a subscription, leaving the first handle's stream alone.
+    attached: Option<Subscription>,
 }
 
 impl WorkerHandle {
@@ -55,6 +58,18 @@ impl WorkerHandle {
             run,
             batch: VecDeque::new(),
             detached: false,
+            attached: None,
+        }
+    }
+
+    /// A second handle on a run started by another call with the same unique key.
+    pub(crate) fn attached(run: Arc<Run>) -> Self {
+        let watcher = run.subscribe();
+        Self {
+            run,
+            batch: VecDeque::new(),
+            detached: true,
+            attached: Some(watcher),
         }
     }
 
@@ -88,6 +103,15 @@ impl WorkerHandle {
     /// Cancel safe: a message is taken only when the future completes, so using `recv`
     /// in `tokio::select!` loses nothing.
     pub async fn recv(&mut self) -> Option<Value> {
+        if let Some(watcher) = &mut self.attached {
+            loop {
+                match watcher.recv().await? {
+                    crate::RunEvent::Message(message) => return Some(message),
+                    crate::RunEvent::Finished(_) => return None,
+                    _ => {}
+                }
+            }
+        }
         poll_fn(|cx| self.run.poll_recv(cx, &mut self.batch)).await
     }
 
@@ -120,6 +144,10 @@ impl WorkerHandle {
     /// Dropping the future before it completes is like dropping the handle: the run goes
     /// on, and its result is discarded.
     pub async fn await_result(mut self) -> Result<()> {
+        if let Some(mut watcher) = self.attached.take() {
+            while watcher.recv().await.is_some() {}
+            return self.run.shared_result();
+        }
         self.detached = true;
         self.run.outcome().await
     }

@@ -160,6 +160,25 @@ impl RunGuard {
         definition.live.remove(run.key);
 
         let (status, result) = outcome.into_result(run.worker_name());
+        if let Some(key) = &run.unique_key {
+            let mut runs = definition
+                .live
+                .unique
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let entry = (Box::from(run.worker_name()), key.clone());
+            if runs.get(&entry).is_some_and(|r| Arc::ptr_eq(r, &self.run)) {
+                runs.remove(&entry);
+            }
+        }
+        if let (Some((key, retention)), RunStatus::Completed) = (&run.idempotency, status) {
+            // Before the outcome is published: the caller's next call must find it.
+            definition
+                .live
+                .idempotency
+                .load()
+                .record(run.worker_name(), key, run.id(), *retention);
+        }
         let held_slot = match run.state.become_(RunState::from(status)) {
             Ok(from) => from != RunState::Queued,
             Err(illegal) => {

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use crate::admission::Admission;
 use crate::padded::Padded;
 use crate::run::Run;
-use crate::{CheckpointStore, MemoryCheckpoints};
+use crate::{CheckpointStore, IdempotencyStore, MemoryCheckpoints, MemoryIdempotency};
 
 const SHARDS: usize = 32;
 
@@ -39,9 +39,16 @@ pub(crate) struct LiveRuns {
     pub(crate) admission: Admission,
     /// Where runs keep their checkpoints.
     pub(crate) checkpoints: ArcSwap<Box<dyn CheckpointStore>>,
+    /// Where successful runs with an idempotency key are remembered.
+    pub(crate) idempotency: ArcSwap<Box<dyn IdempotencyStore>>,
+    /// Live runs by worker and unique key.
+    pub(crate) unique: Mutex<HashMap<UniqueKey, Arc<Run>>>,
 }
 
 type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
+
+/// A worker's name and a unique key given by calls.
+pub(crate) type UniqueKey = (Box<str>, Box<str>);
 
 impl LiveRuns {
     pub(crate) fn new() -> Self {
@@ -51,6 +58,8 @@ impl LiveRuns {
             idle: Notify::new(),
             admission: Admission::new(),
             checkpoints: ArcSwap::from_pointee(Box::new(MemoryCheckpoints::new())),
+            idempotency: ArcSwap::from_pointee(Box::new(MemoryIdempotency::new())),
+            unique: Mutex::new(HashMap::new()),
         }
     }
 

@@ -17,8 +17,8 @@ use crate::lifecycle::{cancel, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
 use crate::run::{Run, RunSettings};
 use crate::{
-    AppConfig, CallOptions, CancelReason, CheckpointStore, Error, Result, RunInfo, Subscription,
-    WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
+    AppConfig, CallOptions, CancelReason, CheckpointStore, Error, IdempotencyStore, Result,
+    RunInfo, Subscription, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -330,6 +330,27 @@ impl WorkerRegistry {
             )));
         }
         let live = &*self.inner.live;
+        // A live run with the same unique key takes this call; the lock is held until this
+        // call's own run is in the map, so two calls cannot both start one.
+        let mut unique = None;
+        if let Some(key) = options.run_unique_key() {
+            let runs = live.unique.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(run) = runs.get(&(name.into(), key.into())) {
+                if !run.is_finished() {
+                    return Ok(WorkerHandle::attached(Arc::clone(run)));
+                }
+            }
+            unique = Some((runs, key));
+        }
+        if let Some((key, _)) = options.run_idempotency_key() {
+            if let Some(run_id) = live.idempotency.load().lookup(name, key) {
+                return Ok(WorkerHandle::new(Run::replayed(
+                    Arc::clone(definition),
+                    &run_id,
+                    Arc::clone(&catalog.config),
+                )));
+            }
+        }
         definition.counters.admit();
         if live.phase() != Phase::Open {
             definition.counters.unadmit();
@@ -362,6 +383,10 @@ impl WorkerRegistry {
                     .unwrap_or(definition.options.max_retries())
             },
             daemon,
+            unique_key: options.run_unique_key().map(Into::into),
+            idempotency: options
+                .run_idempotency_key()
+                .map(|(key, retention)| (key.into(), retention)),
         };
         let run = Arc::new(Run::new(
             Arc::clone(definition),
@@ -369,6 +394,9 @@ impl WorkerRegistry {
             Arc::clone(&catalog.config),
             settings,
         ));
+        if let Some((mut runs, key)) = unique {
+            runs.insert((name.into(), key.into()), Arc::clone(&run));
+        }
         // Listed before it can start, so no run is ever live and missing from the table.
         live.insert(Arc::clone(&run));
         let timeout = timeout.or(definition.options.default_timeout());
@@ -688,12 +716,18 @@ fn take_daemon_slot(definition: &Definition) -> bool {
         .is_ok()
 }
 
-/// Sets the store runs keep their checkpoints in; see [`CheckpointStore`].
+/// Stores behind the policies.
 impl WorkerRegistry {
     /// Replaces where runs keep their checkpoints (in memory by default). Runs already
     /// holding checkpoints in the old store lose them.
     pub fn set_checkpoint_store(&self, store: impl CheckpointStore) {
         self.inner.live.checkpoints.store(Arc::new(Box::new(store)));
+    }
+
+    /// Replaces where successful runs with an idempotency key are remembered (in memory
+    /// by default).
+    pub fn set_idempotency_store(&self, store: impl IdempotencyStore) {
+        self.inner.live.idempotency.store(Arc::new(Box::new(store)));
     }
 }
 

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
 use serde_json::Value;
+use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
+
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -51,6 +53,10 @@ pub(crate) struct Run {
     pub(crate) max_attempts: u32,
     /// Restarts forever on failure, holding a daemon slot of its definition.
     pub(crate) daemon: bool,
+    /// Calls with this key attach to this run while it lives.
+    pub(crate) unique_key: Option<Box<str>>,
+    /// A successful end is recorded under this key, for this long.
+    pub(crate) idempotency: Option<(Box<str>, Duration)>,
     /// Retries since the last healthy attempt: the backoff's exponent.
     backoff_step: AtomicU32,
     /// Whether the run ever saved a checkpoint, which its end then removes.
@@ -86,6 +92,10 @@ pub(crate) struct RunSettings {
     pub(crate) max_attempts: u32,
     /// Whether it restarts forever on failure.
     pub(crate) daemon: bool,
+    /// Calls with this key attach to this run while it lives.
+    pub(crate) unique_key: Option<Box<str>>,
+    /// A successful end is recorded under this key, for this long.
+    pub(crate) idempotency: Option<(Box<str>, Duration)>,
 }
 
 /// The result of offering a message to the mailbox.
@@ -114,6 +124,9 @@ struct Mailbox {
     watchers: Option<broadcast::Sender<Value>>,
     /// The outcome as watchers see it, kept when the run ends.
     ended: Option<RunOutcome>,
+    /// The caller's result for handles that attached by unique key (kept only for runs
+    /// that have one).
+    shared_result: Option<Result<()>>,
     outcome: Option<Result<()>>,
 }
 
@@ -130,6 +143,8 @@ impl Run {
             limited,
             max_attempts,
             daemon,
+            unique_key,
+            idempotency,
         } = settings;
         Self {
             key: Uuid::new_v4().as_u128(),
@@ -149,6 +164,8 @@ impl Run {
             attempt: AtomicU32::new(1),
             max_attempts,
             daemon,
+            unique_key,
+            idempotency,
             backoff_step: AtomicU32::new(0),
             checkpointed: AtomicBool::new(false),
             signal: AtomicU8::new(0),
@@ -165,12 +182,46 @@ impl Run {
                 progress: None,
                 watchers: None,
                 ended: None,
+                shared_result: None,
                 outcome: None,
             }),
             capacity,
             keep_last,
             user_state: Mutex::new(None),
         }
+    }
+
+    /// A finished run standing for an earlier one that completed under an idempotency
+    /// key: same id, `Ok(())`, no messages. Never listed, never counted.
+    pub(crate) fn replayed(
+        definition: Arc<Definition>,
+        run_id: &str,
+        config: Arc<AppConfig>,
+    ) -> Arc<Self> {
+        let settings = RunSettings {
+            capacity: 1,
+            keep_last: false,
+            limited: false,
+            max_attempts: 1,
+            daemon: false,
+            unique_key: None,
+            idempotency: None,
+        };
+        let mut run = Self::new(definition, None, config, settings);
+        if let Ok(id) = Uuid::try_parse(run_id) {
+            run.key = id.as_u128();
+        }
+        let _ = run.state.become_(RunState::Completed);
+        run.mark_finished();
+        run.close(
+            Ok(()),
+            RunOutcome {
+                status: crate::RunStatus::Completed,
+                error: None,
+                duration_ms: 0,
+            },
+        );
+        Arc::new(run)
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -424,6 +475,14 @@ impl Run {
         Subscription::new(Arc::clone(self), Some(receiver))
     }
 
+    /// The result for an attached handle, once the run has ended.
+    pub(crate) fn shared_result(&self) -> Result<()> {
+        self.mailbox()
+            .shared_result
+            .clone()
+            .unwrap_or_else(|| Err(Error::internal("the run ended without a shared result")))
+    }
+
     /// The outcome as watchers see it, once the run has ended.
     pub(crate) fn ended(&self) -> Option<RunOutcome> {
         self.mailbox().ended.clone()
@@ -524,6 +583,9 @@ impl Run {
         let (wake_writers, watchers) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
+            if self.unique_key.is_some() {
+                mailbox.shared_result = Some(outcome.clone());
+            }
             mailbox.outcome = Some(outcome);
             mailbox.ended = Some(ended);
             (
