@@ -43,6 +43,7 @@ fn registration(worker: &Worker) -> TokenStream {
         concurrency,
         retries,
         daemon,
+        memory,
         function,
         context_span,
         payload,
@@ -87,7 +88,9 @@ fn registration(worker: &Worker) -> TokenStream {
     let concurrency = concurrency.map(|max| quote! { .concurrency(#max) });
     let retries = retries.map(|n| quote! { .retries(#n) });
     let daemon = daemon.map(|flag| quote! { .daemon(#flag) });
-    let options = quote! { #private::WorkerOptions::new() #timeout #concurrency #retries #daemon };
+    let memory = memory.map(|bytes| quote! { .memory(#bytes) });
+    let options =
+        quote! { #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory };
 
     quote! {
         #[doc(hidden)]

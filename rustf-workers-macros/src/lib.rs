@@ -12,6 +12,7 @@ mod expand;
 mod names;
 mod parse;
 mod scan;
+mod size;
 mod validate;
 
 /// Registers an `async fn` as a worker at build time.

@@ -7,6 +7,7 @@ use syn::{FnArg, ItemFn, Lit, LitStr, ReturnType, Type};
 use crate::duration::parse_millis;
 use crate::names::invalid_name;
 use crate::parse::Args;
+use crate::size::parse_bytes;
 
 /// A worker function that passed every check.
 pub(crate) struct Worker {
@@ -15,6 +16,7 @@ pub(crate) struct Worker {
     pub(crate) concurrency: Option<usize>,
     pub(crate) retries: Option<u32>,
     pub(crate) daemon: Option<bool>,
+    pub(crate) memory: Option<u64>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -23,7 +25,7 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout`, `concurrency`, `retries` or `daemon`";
+const OPTIONS: &str = "`timeout`, `concurrency`, `retries`, `daemon` or `memory`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -64,12 +66,13 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     let mut concurrency = None;
     let mut retries = None;
     let mut daemon = None;
+    let mut memory = None;
     let mut seen = Vec::new();
     for option in &args.options {
         let key = option.key.to_string();
         if !matches!(
             key.as_str(),
-            "timeout" | "concurrency" | "retries" | "daemon"
+            "timeout" | "concurrency" | "retries" | "daemon" | "memory"
         ) {
             errors.spanned(
                 &option.key,
@@ -104,6 +107,13 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 Err(_) => errors.spanned(number, "`retries` takes a whole number: `retries = 3`"),
             },
             ("daemon", Lit::Bool(flag)) => daemon = Some(flag.value),
+            ("memory", Lit::Str(text)) => match parse_bytes(&text.value()) {
+                Ok(bytes) => memory = Some(bytes),
+                Err(message) => errors.spanned(text, message),
+            },
+            ("memory", other) => {
+                errors.spanned(other, "`memory` takes a size string: `memory = \"64MB\"`")
+            }
             ("daemon", other) => errors.spanned(other, "`daemon` takes `true` or `false`"),
             (key, other) => {
                 errors.spanned(other, format!("`{key}` takes a whole number: `{key} = 3`"))
@@ -167,6 +177,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         concurrency,
         retries,
         daemon,
+        memory,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,

@@ -5,7 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::definition::Definition;
@@ -15,6 +15,9 @@ use crate::RunState;
 /// Default bound of the admission queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 
+/// Default memory pool shared by runs that declare memory: 256 MiB.
+pub const DEFAULT_MEMORY_POOL: u64 = 256 * 1024 * 1024;
+
 /// A place in the queue: priority (highest first), then call order.
 type Slot = (Reverse<i32>, u64);
 
@@ -22,6 +25,7 @@ pub(crate) struct Admission {
     /// 0: no global cap.
     max_running: AtomicUsize,
     capacity: AtomicUsize,
+    memory_pool: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -29,6 +33,8 @@ pub(crate) struct Admission {
 struct State {
     /// Limited runs executing now.
     running: usize,
+    /// Memory declared by the runs executing now.
+    memory: u64,
     /// Waiting runs, highest priority first, then in call order.
     queue: BTreeMap<Slot, RunGuard>,
     /// Where each waiting run sits in `queue`, by run key.
@@ -51,6 +57,7 @@ impl Admission {
         Self {
             max_running: AtomicUsize::new(0),
             capacity: AtomicUsize::new(DEFAULT_QUEUE_CAPACITY),
+            memory_pool: AtomicU64::new(DEFAULT_MEMORY_POOL),
             state: Mutex::new(State::default()),
         }
     }
@@ -73,14 +80,25 @@ impl Admission {
         self.capacity.store(capacity, Ordering::Relaxed);
     }
 
+    pub(crate) fn set_memory_pool(&self, bytes: u64) {
+        self.memory_pool.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn memory_pool(&self) -> u64 {
+        self.memory_pool.load(Ordering::Relaxed)
+    }
+
     /// Whether runs of `definition` are limited, and so must come through here.
     pub(crate) fn limits(&self, definition: &Definition) -> bool {
-        definition.options.concurrency_cap().is_some() || self.max_running() > 0
+        definition.options.concurrency_cap().is_some()
+            || definition.options.declared_memory() > 0
+            || self.max_running() > 0
     }
 
     fn has_room(&self, state: &State, definition: &Definition) -> bool {
         let max = self.max_running();
         (max == 0 || state.running < max)
+            && state.memory + definition.options.declared_memory() <= self.memory_pool()
             && definition
                 .options
                 .concurrency_cap()
@@ -93,6 +111,7 @@ impl Admission {
         let mut state = self.state();
         if self.has_room(&state, &definition) {
             state.running += 1;
+            state.memory += definition.options.declared_memory();
             // Relaxed: only ever changed under the queue lock.
             definition.executing.fetch_add(1, Ordering::Relaxed);
             let _ = waiting.run.state.become_(RunState::Running);
@@ -114,9 +133,12 @@ impl Admission {
     pub(crate) fn leave(&self, definition: &Definition) -> Vec<RunGuard> {
         let mut state = self.state();
         state.running -= 1;
+        state.memory -= definition.options.declared_memory();
         // Relaxed: only ever changed under the queue lock.
         definition.executing.fetch_sub(1, Ordering::Relaxed);
         let max = self.max_running();
+        let pool = self.memory_pool();
+        let mut memory = state.memory;
         let mut picked: Vec<(Slot, Arc<Definition>)> = Vec::new();
         for (slot, waiting) in &state.queue {
             if max > 0 && state.running + picked.len() >= max {
@@ -127,8 +149,10 @@ impl Admission {
             let fits = def
                 .options
                 .concurrency_cap()
-                .is_none_or(|cap| def.executing.load(Ordering::Relaxed) + also < cap);
+                .is_none_or(|cap| def.executing.load(Ordering::Relaxed) + also < cap)
+                && memory + def.options.declared_memory() <= pool;
             if fits {
+                memory += def.options.declared_memory();
                 picked.push((*slot, Arc::clone(def)));
             }
         }
@@ -137,6 +161,7 @@ impl Admission {
             if let Some(waiting) = state.queue.remove(&slot) {
                 state.index.remove(&waiting.run.key);
                 state.running += 1;
+                state.memory += def.options.declared_memory();
                 def.executing.fetch_add(1, Ordering::Relaxed);
                 // Only fails if a cancel won the race, and then the run's task stops it.
                 let _ = waiting.run.state.become_(RunState::Running);

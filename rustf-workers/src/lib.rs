@@ -101,7 +101,7 @@ pub mod http;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use admission::DEFAULT_QUEUE_CAPACITY;
+pub use admission::{DEFAULT_MEMORY_POOL, DEFAULT_QUEUE_CAPACITY};
 pub use call_options::CallOptions;
 pub use checkpoint::{CheckpointStore, MemoryCheckpoints, StoreFuture};
 pub use config::AppConfig;

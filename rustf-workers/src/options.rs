@@ -26,6 +26,7 @@ pub struct WorkerOptions {
     backoff: Backoff,
     daemon: bool,
     max_daemons: Option<usize>,
+    memory: u64,
 }
 
 /// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
@@ -74,6 +75,7 @@ impl WorkerOptions {
             backoff: Backoff::DEFAULT,
             daemon: false,
             max_daemons: None,
+            memory: 0,
         }
     }
 
@@ -145,6 +147,22 @@ impl WorkerOptions {
     pub const fn max_daemons(mut self, max: usize) -> Self {
         self.max_daemons = Some(max);
         self
+    }
+
+    /// Declares that each run of this worker needs `bytes` of memory. Runs are admitted
+    /// only while the declared total fits the registry's memory pool
+    /// ([`WorkerRegistry::set_memory_pool`](crate::WorkerRegistry::set_memory_pool),
+    /// 256 MiB by default); the others wait in the admission queue. A run declaring more
+    /// than the whole pool is refused at call time.
+    #[must_use]
+    pub const fn memory(mut self, bytes: u64) -> Self {
+        self.memory = bytes;
+        self
+    }
+
+    /// The memory each run declares, in bytes (0: none).
+    pub const fn declared_memory(&self) -> u64 {
+        self.memory
     }
 
     /// Whether runs of this worker are daemons by default.

@@ -316,6 +316,14 @@ impl WorkerRegistry {
         if let Some(check) = definition.check_payload {
             check(name, payload.as_ref())?;
         }
+        let declared = definition.options.declared_memory();
+        let pool = self.inner.live.admission.memory_pool();
+        if declared > pool {
+            return Err(Error::validation(format!(
+                "worker '{name}' declares {declared} bytes of memory per run, more than the \
+                 whole memory pool of {pool} bytes"
+            )));
+        }
         let timeout = options.run_timeout();
         if timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::validation(format!(
@@ -595,6 +603,12 @@ impl WorkerRegistry {
     /// cap. Applies to runs called afterwards.
     pub fn set_max_running(&self, max: usize) {
         self.inner.live.admission.set_max_running(max);
+    }
+
+    /// Sets the memory pool shared by runs of workers that declare memory
+    /// ([`WorkerOptions::memory`]). Default: [`DEFAULT_MEMORY_POOL`](crate::DEFAULT_MEMORY_POOL).
+    pub fn set_memory_pool(&self, bytes: u64) {
+        self.inner.live.admission.set_memory_pool(bytes);
     }
 
     /// Bounds the admission queue: a call that would wait when `capacity` calls already

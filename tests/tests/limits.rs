@@ -368,3 +368,42 @@ async fn random_calls_and_cancels_under_a_cap() {
     );
     assert!(workers.running().await.unwrap().is_empty() && workers.queued().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn declared_memory_is_drawn_from_a_shared_pool() {
+    let workers = WorkerRegistry::new();
+    let gauge = Gauge::default();
+    let g = gauge.clone();
+    workers
+        .register_with("big", WorkerOptions::new().memory(100 << 20), move |ctx| {
+            let g = g.clone();
+            async move {
+                let _inside = g.enter();
+                ctx.sleep(Duration::from_secs(1)).await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(rustf_workers::DEFAULT_MEMORY_POOL, 256 << 20);
+    let start = Instant::now();
+    let handles: Vec<_> =
+        futures::future::try_join_all((0..5).map(|_| workers.call("big", None, None)))
+            .await
+            .unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(workers.queued().len(), 3, "two 100 MiB runs fit in 256 MiB");
+    for handle in handles {
+        handle.await_result().await.unwrap();
+    }
+    assert_eq!(gauge.max(), 2);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+    workers.set_memory_pool(50 << 20);
+    let err = workers.call("big", None, None).await.unwrap_err();
+    assert!(err.is_validation());
+    assert!(
+        err.to_string().contains("declares 104857600 bytes of memory per run, more than the whole memory pool of 52428800 bytes"),
+        "{err}"
+    );
+}

@@ -80,6 +80,8 @@ async fn attribute_options_become_definition_defaults() {
     assert_eq!(options.default_timeout(), Some(Duration::from_millis(50)));
     assert_eq!(options.max_concurrency(), Some(3));
     assert_eq!(options.max_retries(), 2);
+    let two_factor = WORKER::registry().options("fixture-2fa").unwrap();
+    assert_eq!(two_factor.declared_memory(), 1024);
     WORKER::run("fixture-send-email", Some(json!(10)))
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 use rustf_workers::prelude::*;
 
 /// Does nothing.
-#[worker("fixture-2fa")]
+#[worker("fixture-2fa", memory = "1KB")]
 pub async fn two_factor(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }

@@ -21,4 +21,9 @@ async fn maybe_daemon(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }
 
+#[worker("huge", memory = "lots")]
+async fn huge(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
 fn main() {}
