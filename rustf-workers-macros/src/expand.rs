@@ -44,6 +44,7 @@ fn registration(worker: &Worker) -> TokenStream {
         retries,
         daemon,
         memory,
+        idle_timeout_ms,
         function,
         context_span,
         payload,
@@ -89,8 +90,11 @@ fn registration(worker: &Worker) -> TokenStream {
     let retries = retries.map(|n| quote! { .retries(#n) });
     let daemon = daemon.map(|flag| quote! { .daemon(#flag) });
     let memory = memory.map(|bytes| quote! { .memory(#bytes) });
-    let options =
-        quote! { #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory };
+    let idle = idle_timeout_ms
+        .map(|ms| quote! { .idle_timeout(::core::time::Duration::from_millis(#ms)) });
+    let options = quote! {
+        #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory #idle
+    };
 
     quote! {
         #[doc(hidden)]

@@ -17,6 +17,7 @@ pub(crate) struct Worker {
     pub(crate) retries: Option<u32>,
     pub(crate) daemon: Option<bool>,
     pub(crate) memory: Option<u64>,
+    pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -25,7 +26,7 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout`, `concurrency`, `retries`, `daemon` or `memory`";
+const OPTIONS: &str = "`timeout`, `concurrency`, `retries`, `daemon`, `memory` or `idle_timeout`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -67,12 +68,13 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     let mut retries = None;
     let mut daemon = None;
     let mut memory = None;
+    let mut idle_timeout_ms = None;
     let mut seen = Vec::new();
     for option in &args.options {
         let key = option.key.to_string();
         if !matches!(
             key.as_str(),
-            "timeout" | "concurrency" | "retries" | "daemon" | "memory"
+            "timeout" | "concurrency" | "retries" | "daemon" | "memory" | "idle_timeout"
         ) {
             errors.spanned(
                 &option.key,
@@ -107,6 +109,14 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 Err(_) => errors.spanned(number, "`retries` takes a whole number: `retries = 3`"),
             },
             ("daemon", Lit::Bool(flag)) => daemon = Some(flag.value),
+            ("idle_timeout", Lit::Str(text)) => match parse_millis(&text.value()) {
+                Ok(ms) => idle_timeout_ms = Some(ms),
+                Err(message) => errors.spanned(text, message),
+            },
+            ("idle_timeout", other) => errors.spanned(
+                other,
+                "`idle_timeout` takes a duration string: `idle_timeout = \"5m\"`",
+            ),
             ("memory", Lit::Str(text)) => match parse_bytes(&text.value()) {
                 Ok(bytes) => memory = Some(bytes),
                 Err(message) => errors.spanned(text, message),
@@ -178,6 +188,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         retries,
         daemon,
         memory,
+        idle_timeout_ms,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,

@@ -55,6 +55,11 @@ impl Definition {
                 "worker '{name}': timeout must be greater than zero"
             )));
         }
+        if options.idle_after().is_some_and(|idle| idle.is_zero()) {
+            return Err(Error::validation(format!(
+                "worker '{name}': idle_timeout must be greater than zero"
+            )));
+        }
         if options.daemon_limit() == Some(0) {
             return Err(Error::validation(format!(
                 "worker '{name}': max_daemons must be at least 1"

@@ -315,6 +315,8 @@ pin_project! {
             handler: Fut,
             // Boxed: a run without a timeout does not pay for a timer's space.
             timer: Option<(Pin<Box<Sleep>>, Duration)>,
+            // The idle check, for workers with an idle timeout.
+            idle: Option<(Pin<Box<Sleep>>, Duration)>,
             guard: RunGuard,
         },
         Finished,
@@ -327,9 +329,16 @@ where
 {
     pub(crate) fn new(guard: RunGuard, handler: Fut, deadline: Option<Deadline>) -> Self {
         let timer = deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.after));
+        let idle = guard
+            .run
+            .definition
+            .options
+            .idle_after()
+            .map(|after| (Box::pin(tokio::time::sleep(after)), after));
         Self::Running {
             handler,
             timer,
+            idle,
             guard,
         }
     }
@@ -345,6 +354,7 @@ where
         let DriverProj::Running {
             handler,
             timer,
+            idle,
             guard,
         } = self.as_mut().project()
         else {
@@ -360,10 +370,33 @@ where
                 Ok(Err(err)) => Outcome::Failed(err),
                 Err(panic) => Outcome::Panicked(panic_message(&*panic)),
             }
-        } else if let Some((sleep, after)) = timer {
-            match sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Outcome::TimedOut(*after),
-                Poll::Pending => return Poll::Pending,
+        } else if let Some(Poll::Ready(after)) = timer
+            .as_mut()
+            .map(|(sleep, after)| sleep.as_mut().poll(cx).map(|()| *after))
+        {
+            Outcome::TimedOut(after)
+        } else if let Some((sleep, after)) = idle {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match run.unheard_for(*after) {
+                // Nobody listened for the whole idle timeout: a clean stop.
+                Ok(()) => {
+                    log::info!(
+                        target: "rustf_workers::run",
+                        "[Worker:{} run:{}] stopping: nobody listened for {}ms",
+                        run.worker_name(),
+                        run.id(),
+                        after.as_millis(),
+                    );
+                    Outcome::Completed
+                }
+                Err(next_check) => {
+                    sleep.as_mut().reset(next_check);
+                    // Polled once more so the timer holds this task's waker.
+                    let _ = sleep.as_mut().poll(cx);
+                    return Poll::Pending;
+                }
             }
         } else {
             return Poll::Pending;

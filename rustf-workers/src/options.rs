@@ -27,6 +27,7 @@ pub struct WorkerOptions {
     daemon: bool,
     max_daemons: Option<usize>,
     memory: u64,
+    idle_timeout: Option<Duration>,
 }
 
 /// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
@@ -76,6 +77,7 @@ impl WorkerOptions {
             daemon: false,
             max_daemons: None,
             memory: 0,
+            idle_timeout: None,
         }
     }
 
@@ -163,6 +165,21 @@ impl WorkerOptions {
     /// The memory each run declares, in bytes (0: none).
     pub const fn declared_memory(&self) -> u64 {
         self.memory
+    }
+
+    /// Stops a run cleanly when nobody has read its messages for `idle`: no handle is
+    /// reading (it was dropped, or its caller is in `await_result`, as `WORKER::run` is)
+    /// and no watcher is subscribed. The run ends `Completed`, and a daemon is not
+    /// restarted after it.
+    #[must_use]
+    pub const fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
+        self
+    }
+
+    /// The idle timeout, if any.
+    pub const fn idle_after(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// Whether runs of this worker are daemons by default.

@@ -98,6 +98,17 @@ pub(crate) struct RunSettings {
     pub(crate) idempotency: Option<(Box<str>, Duration)>,
 }
 
+impl Mailbox {
+    /// Whether someone reads the run's messages: its handle, or a watcher.
+    fn listened(&self) -> bool {
+        self.attached
+            || self
+                .watchers
+                .as_ref()
+                .is_some_and(|w| w.receiver_count() > 0)
+    }
+}
+
 /// The result of offering a message to the mailbox.
 enum Offer {
     Done(Result<()>),
@@ -124,6 +135,9 @@ struct Mailbox {
     watchers: Option<broadcast::Sender<Value>>,
     /// The outcome as watchers see it, kept when the run ends.
     ended: Option<RunOutcome>,
+    /// Since when nobody has been reading the run's messages (no handle reading, no
+    /// watcher), for the idle stop.
+    unheard_since: Option<Instant>,
     /// The caller's result for handles that attached by unique key (kept only for runs
     /// that have one).
     shared_result: Option<Result<()>>,
@@ -183,6 +197,7 @@ impl Run {
                 watchers: None,
                 ended: None,
                 shared_result: None,
+                unheard_since: None,
                 outcome: None,
             }),
             capacity,
@@ -464,6 +479,7 @@ impl Run {
         if mailbox.closed {
             return Subscription::new(Arc::clone(self), None);
         }
+        mailbox.unheard_since = None;
         let receiver = match &mailbox.watchers {
             Some(watchers) => watchers.subscribe(),
             None => {
@@ -559,12 +575,42 @@ impl Run {
         Some(batch.pop_front())
     }
 
+    /// `Ok` if nobody has read the run's messages for `idle`; else when to look again.
+    pub(crate) fn unheard_for(&self, idle: Duration) -> std::result::Result<(), Instant> {
+        let now = Instant::now();
+        let mut mailbox = self.mailbox();
+        if mailbox.listened() {
+            return Err(now + idle);
+        }
+        let since = *mailbox.unheard_since.get_or_insert(now);
+        match since.checked_add(idle) {
+            Some(at) if at > now => Err(at),
+            _ => Ok(()),
+        }
+    }
+
+    /// A watcher left: if it was the last reader, the run is unheard from now.
+    pub(crate) fn watcher_left(&self) {
+        let mut mailbox = self.mailbox();
+        // The leaving watcher's receiver still counts here.
+        let others = mailbox
+            .watchers
+            .as_ref()
+            .map_or(0, |w| w.receiver_count().saturating_sub(1));
+        if !mailbox.attached && others == 0 && mailbox.unheard_since.is_none() {
+            mailbox.unheard_since = Some(Instant::now());
+        }
+    }
+
     /// The reader is gone: drop what it did not read, and discard what comes later.
     /// Returns the outcome if the run has one already, in the same critical section.
     pub(crate) fn detach(&self) -> Option<Result<()>> {
         let (unread, wake_writers, outcome) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
+            if !mailbox.listened() {
+                mailbox.unheard_since = Some(Instant::now());
+            }
             (
                 std::mem::take(&mut mailbox.queue),
                 std::mem::take(&mut mailbox.writer_waiting),
