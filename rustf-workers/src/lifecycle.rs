@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::run::Run;
-use crate::{CancelReason, Error, Result, RunOutcome, RunState, RunStatus};
+use crate::{Attempt, CancelReason, Error, Result, RunOutcome, RunState, RunStatus};
 
 /// When a run's timeout fires, and the timeout itself for the error message.
 #[derive(Clone, Copy)]
@@ -121,6 +121,12 @@ impl RunGuard {
             run.attempt() + 1,
             run.max_attempts,
         );
+        run.push_retried(Attempt {
+            number: run.attempt(),
+            state: RunState::from(status),
+            error: error.clone(),
+            duration_ms: Some(millis(elapsed)),
+        });
         definition.counters.record(status, elapsed, error);
         let _ = run.state.become_(RunState::BackingOff);
         let backoff = async move {
@@ -197,6 +203,14 @@ impl RunGuard {
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;
         // `shutdown` returns only after the outcome is out.
+        if definition.live.finished.enabled() {
+            definition.live.finished.keep(run.record(Some(Attempt {
+                number: run.attempt(),
+                state: RunState::from(status),
+                error: error.clone(),
+                duration_ms: Some(millis(elapsed)),
+            })));
+        }
         definition.counters.record(status, elapsed, error);
         run.close(result, outcome);
         // Its slot goes to the next runs that fit, before it stops counting as in

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
+use crate::history::Finished;
 use crate::padded::Padded;
 use crate::run::Run;
 use crate::{CheckpointStore, IdempotencyStore, MemoryCheckpoints, MemoryIdempotency};
@@ -41,6 +42,8 @@ pub(crate) struct LiveRuns {
     pub(crate) checkpoints: ArcSwap<Box<dyn CheckpointStore>>,
     /// Where successful runs with an idempotency key are remembered.
     pub(crate) idempotency: ArcSwap<Box<dyn IdempotencyStore>>,
+    /// Runs that have ended, when the registry keeps them.
+    pub(crate) finished: Finished,
     /// Live runs by worker and unique key.
     pub(crate) unique: Mutex<HashMap<UniqueKey, Arc<Run>>>,
 }
@@ -60,6 +63,7 @@ impl LiveRuns {
             checkpoints: ArcSwap::from_pointee(Box::new(MemoryCheckpoints::new())),
             idempotency: ArcSwap::from_pointee(Box::new(MemoryIdempotency::new())),
             unique: Mutex::new(HashMap::new()),
+            finished: Finished::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::live::{LiveRuns, Phase};
 use crate::run::{Run, RunSettings};
 use crate::{
     AppConfig, CallOptions, CancelReason, CheckpointStore, Error, IdempotencyStore, Result,
-    RunInfo, Subscription, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
+    RunInfo, RunRecord, Subscription, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
 };
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
@@ -550,6 +550,26 @@ impl WorkerRegistry {
             .iter()
             .map(|run| RunInfo::of(run))
             .collect()
+    }
+
+    /// The state and attempt history of run `run_id`: while it is live, and afterwards
+    /// for as long as [`keep_finished_runs`](Self::keep_finished_runs) says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunNotFound`] when the run is neither live nor kept.
+    pub fn run_record(&self, run_id: &str) -> Result<RunRecord> {
+        match self.live_run(run_id) {
+            Ok(run) => Ok(run.record(None)),
+            Err(err) => self.inner.live.finished.get(run_id).ok_or(err),
+        }
+    }
+
+    /// Keeps the records of ended runs (state and attempts, for
+    /// [`run_record`](Self::run_record)) for `retention`, at most `max` of them, oldest
+    /// dropped first. Off by default; `None` turns it off and forgets what was kept.
+    pub fn keep_finished_runs(&self, keep: Option<(Duration, usize)>) {
+        self.inner.live.finished.set_policy(keep);
     }
 
     /// The live run `run_id`.

@@ -19,7 +19,7 @@ use crate::config::AppConfig;
 use crate::definition::Definition;
 use crate::state::StateCell;
 use crate::subscription::Subscription;
-use crate::{CancelReason, Error, Progress, Result, RunOutcome, RunState};
+use crate::{Attempt, CancelReason, Error, Progress, Result, RunOutcome, RunRecord, RunState};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -61,6 +61,8 @@ pub(crate) struct Run {
     backoff_step: AtomicU32,
     /// Whether the run ever saved a checkpoint, which its end then removes.
     checkpointed: AtomicBool,
+    /// Attempts that ended in a retry; the last attempt is the run's own outcome.
+    retried: Mutex<Vec<Attempt>>,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
@@ -182,6 +184,7 @@ impl Run {
             idempotency,
             backoff_step: AtomicU32::new(0),
             checkpointed: AtomicBool::new(false),
+            retried: Mutex::new(Vec::new()),
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
             reader: AtomicWaker::new(),
@@ -273,6 +276,37 @@ impl Run {
             1
         } else {
             self.backoff_step.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    /// Remembers an attempt that ended in a retry.
+    pub(crate) fn push_retried(&self, attempt: Attempt) {
+        self.retried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(attempt);
+    }
+
+    /// The run's state and attempts; `last` describes the final attempt once it has
+    /// ended, else the attempt under way is listed as running.
+    pub(crate) fn record(&self, last: Option<Attempt>) -> RunRecord {
+        let mut attempts = self
+            .retried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let state = self.state.get();
+        attempts.push(last.unwrap_or_else(|| Attempt {
+            number: self.attempt(),
+            state,
+            error: None,
+            duration_ms: None,
+        }));
+        RunRecord {
+            id: self.id().to_owned(),
+            worker: self.worker_name().to_owned(),
+            state,
+            attempts,
         }
     }
 

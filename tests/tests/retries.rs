@@ -193,3 +193,55 @@ async fn cancel_and_shutdown_stop_a_run_that_is_backing_off() {
         (4, 2, 2, 0)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn state_and_attempt_history_while_live_and_for_a_while_after() {
+    let workers = WorkerRegistry::new();
+    let _attempts = flaky(&workers, 3).await;
+    workers.keep_finished_runs(Some((Duration::from_secs(60), 100)));
+
+    let handle = workers
+        .call("flaky", None, Some(json!({ "succeed_on": 3 })))
+        .await
+        .unwrap();
+    let id = handle.id().to_owned();
+    tokio::task::yield_now().await;
+    let live = workers.run_record(&id).unwrap();
+    assert_eq!(live.state, RunState::BackingOff);
+    assert_eq!(live.attempts.len(), 2);
+    assert_eq!(
+        (live.attempts[0].number, live.attempts[0].state),
+        (1, RunState::Failed)
+    );
+    assert_eq!(
+        live.attempts[0].error.as_deref(),
+        Some("internal error: attempt 1 failed")
+    );
+    assert_eq!(live.attempts[1].duration_ms, None, "the attempt under way");
+
+    handle.await_result().await.unwrap();
+    let ended = workers.run_record(&id).unwrap();
+    assert_eq!(ended.state, RunState::Completed);
+    let states: Vec<RunState> = ended.attempts.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [RunState::Failed, RunState::Failed, RunState::Completed]
+    );
+    assert_eq!(serde_json::to_value(&ended).unwrap()["state"], "completed");
+
+    // Kept for the retention, then forgotten.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert!(workers.run_record(&id).unwrap_err().is_run_not_found());
+    // Off by default: an ended run is gone at once.
+    workers.keep_finished_runs(None);
+    let quick = workers
+        .call("flaky", None, Some(json!({ "succeed_on": 1 })))
+        .await
+        .unwrap();
+    let quick_id = quick.id().to_owned();
+    quick.await_result().await.unwrap();
+    assert!(workers
+        .run_record(&quick_id)
+        .unwrap_err()
+        .is_run_not_found());
+}
