@@ -145,6 +145,16 @@ fn main() {
         .unwrap();
     });
 
+    rt_multi.block_on(async {
+        WORKER::register_with(
+            "capped",
+            rustf_workers::WorkerOptions::new().concurrency(4),
+            |_ctx| async { Ok(()) },
+        )
+        .await
+        .unwrap();
+    });
+
     println!("| measurement | rustf-workers | bare tokio | ratio |");
     println!("|---|---|---|---|");
 
@@ -222,6 +232,35 @@ fn main() {
             },
         );
     }
+
+    let n = 100_000 / scale;
+    compare(
+        &rt_multi,
+        "admission queue, cap 4: 100k calls vs 100k tasks behind a 4-permit semaphore (2 threads)",
+        n,
+        || async move {
+            let mut handles = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                handles.push(WORKER::call("capped", None, None).await.unwrap());
+            }
+            for handle in handles {
+                handle.await_result().await.unwrap();
+            }
+        },
+        || async move {
+            let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+            let mut handles = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let permits = std::sync::Arc::clone(&permits);
+                handles.push(tokio::spawn(async move {
+                    let _permit = permits.acquire().await.unwrap();
+                }));
+            }
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        },
+    );
 
     // Memory per parked run: 100k runs asleep, against 100k bare tasks asleep on the same
     // future. Both keep a handle, as a caller would.

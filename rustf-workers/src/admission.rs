@@ -35,11 +35,23 @@ struct State {
     running: usize,
     /// Memory declared by the runs executing now.
     memory: u64,
-    /// Waiting runs, highest priority first, then in call order.
-    queue: BTreeMap<Slot, RunGuard>,
-    /// Where each waiting run sits in `queue`, by run key.
-    index: HashMap<u128, Slot>,
+    /// Waiting runs, one queue per definition (by the definition's address), each
+    /// highest priority first, then in call order. Per definition, so that a worker at
+    /// its cap never makes another's runs wait behind it.
+    queues: HashMap<usize, Waiting>,
+    /// Where each waiting run sits, by run key.
+    index: HashMap<u128, (usize, Slot)>,
+    len: usize,
     next: u64,
+}
+
+struct Waiting {
+    definition: Arc<Definition>,
+    runs: BTreeMap<Slot, RunGuard>,
+}
+
+fn key_of(definition: &Arc<Definition>) -> usize {
+    Arc::as_ptr(definition) as usize
 }
 
 /// What `enter` decided.
@@ -118,79 +130,105 @@ impl Admission {
             return Entry::Start(waiting);
         }
         let capacity = self.capacity.load(Ordering::Relaxed);
-        if state.queue.len() >= capacity {
+        if state.len >= capacity {
             return Entry::Full(waiting, capacity);
         }
         let slot = (Reverse(priority), state.next);
         state.next += 1;
-        state.index.insert(waiting.run.key, slot);
-        state.queue.insert(slot, waiting);
+        state.len += 1;
+        let key = key_of(&definition);
+        state.index.insert(waiting.run.key, (key, slot));
+        state
+            .queues
+            .entry(key)
+            .or_insert_with(|| Waiting {
+                definition,
+                runs: BTreeMap::new(),
+            })
+            .runs
+            .insert(slot, waiting);
         Entry::Queued
     }
 
-    /// A limited run of `definition` ended: the runs that now fit leave the queue, in
-    /// order, to be started by the caller.
+    /// A limited run of `definition` ended: the runs that now fit leave the queue, best
+    /// first, to be started by the caller.
     pub(crate) fn leave(&self, definition: &Definition) -> Vec<RunGuard> {
         let mut state = self.state();
         state.running -= 1;
         state.memory -= definition.options.declared_memory();
         // Relaxed: only ever changed under the queue lock.
         definition.executing.fetch_sub(1, Ordering::Relaxed);
-        let max = self.max_running();
-        let pool = self.memory_pool();
-        let mut memory = state.memory;
-        let mut picked: Vec<(Slot, Arc<Definition>)> = Vec::new();
-        for (slot, waiting) in &state.queue {
-            if max > 0 && state.running + picked.len() >= max {
+        let mut started = Vec::new();
+        while let Some(key) = self.best_fit(&state) {
+            let queue = state.queues.get_mut(&key).expect("best_fit names a queue");
+            let Some((_, guard)) = queue.runs.pop_first() else {
                 break;
+            };
+            let def = Arc::clone(&queue.definition);
+            if queue.runs.is_empty() {
+                state.queues.remove(&key);
             }
-            let def = &waiting.run.definition;
-            let also = picked.iter().filter(|(_, d)| Arc::ptr_eq(d, def)).count();
-            let fits = def
-                .options
-                .concurrency_cap()
-                .is_none_or(|cap| def.executing.load(Ordering::Relaxed) + also < cap)
-                && memory + def.options.declared_memory() <= pool;
-            if fits {
-                memory += def.options.declared_memory();
-                picked.push((*slot, Arc::clone(def)));
-            }
-        }
-        let mut started = Vec::with_capacity(picked.len());
-        for (slot, def) in picked {
-            if let Some(waiting) = state.queue.remove(&slot) {
-                state.index.remove(&waiting.run.key);
-                state.running += 1;
-                state.memory += def.options.declared_memory();
-                def.executing.fetch_add(1, Ordering::Relaxed);
-                // Only fails if a cancel won the race, and then the run's task stops it.
-                let _ = waiting.run.state.become_(RunState::Running);
-                started.push(waiting);
-            }
+            state.index.remove(&guard.run.key);
+            state.len -= 1;
+            state.running += 1;
+            state.memory += def.options.declared_memory();
+            def.executing.fetch_add(1, Ordering::Relaxed);
+            // Only fails if a cancel won the race, and then the run's task stops it.
+            let _ = guard.run.state.become_(RunState::Running);
+            started.push(guard);
         }
         started
+    }
+
+    /// The queue whose first run has room now and comes first, if any.
+    fn best_fit(&self, state: &State) -> Option<usize> {
+        state
+            .queues
+            .iter()
+            .filter(|(_, queue)| self.has_room(state, &queue.definition))
+            .filter_map(|(key, queue)| Some((queue.runs.first_key_value()?.0, *key)))
+            .min()
+            .map(|(_, key)| key)
     }
 
     /// Takes a waiting run out of the queue, if it is still there.
     pub(crate) fn remove(&self, key: u128) -> Option<RunGuard> {
         let mut state = self.state();
-        let slot = state.index.remove(&key)?;
-        state.queue.remove(&slot)
+        let (queue_key, slot) = state.index.remove(&key)?;
+        let queue = state.queues.get_mut(&queue_key)?;
+        let guard = queue.runs.remove(&slot)?;
+        if queue.runs.is_empty() {
+            state.queues.remove(&queue_key);
+        }
+        state.len -= 1;
+        Some(guard)
     }
 
-    /// Ids of the waiting runs, in the order they will start.
+    /// Ids of the waiting runs, in the order they would start with room for all.
     pub(crate) fn queued_ids(&self) -> Vec<String> {
-        self.state()
-            .queue
+        let state = self.state();
+        let mut all: Vec<(Slot, String)> = state
+            .queues
             .values()
-            .map(|waiting| waiting.run.id().to_owned())
-            .collect()
+            .flat_map(|queue| {
+                queue
+                    .runs
+                    .iter()
+                    .map(|(slot, guard)| (*slot, guard.run.id().to_owned()))
+            })
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Empties the queue (shutdown).
     pub(crate) fn drain(&self) -> Vec<RunGuard> {
         let mut state = self.state();
         state.index.clear();
-        std::mem::take(&mut state.queue).into_values().collect()
+        state.len = 0;
+        std::mem::take(&mut state.queues)
+            .into_values()
+            .flat_map(|queue| queue.runs.into_values())
+            .collect()
     }
 }
