@@ -99,3 +99,8 @@ pub struct RegistrationDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/http.md")]
 pub struct HttpDoctests;
+
+/// The policies guide's code, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/policies.md")]
+pub struct PoliciesDoctests;
