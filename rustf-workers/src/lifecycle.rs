@@ -166,24 +166,24 @@ impl RunGuard {
         definition.live.remove(run.key);
 
         let (status, result) = outcome.into_result(run.worker_name());
-        if let Some(key) = &run.unique_key {
+        if let Some(key) = run.unique_key() {
             let mut runs = definition
                 .live
                 .unique
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let entry = (Box::from(run.worker_name()), key.clone());
+            let entry = (Box::from(run.worker_name()), Box::from(key));
             if runs.get(&entry).is_some_and(|r| Arc::ptr_eq(r, &self.run)) {
                 runs.remove(&entry);
             }
         }
-        if let (Some((key, retention)), RunStatus::Completed) = (&run.idempotency, status) {
+        if let (Some((key, retention)), RunStatus::Completed) = (run.idempotency_key(), status) {
             // Before the outcome is published: the caller's next call must find it.
             definition
                 .live
                 .idempotency
                 .load()
-                .record(run.worker_name(), key, run.id(), *retention);
+                .record(run.worker_name(), key, run.id(), retention);
         }
         let held_slot = match run.state.become_(RunState::from(status)) {
             Ok(from) => from != RunState::Queued,
@@ -192,13 +192,15 @@ impl RunGuard {
                 false
             }
         };
-        let elapsed = self.attempt_started.elapsed();
+        // One clock read for both durations.
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.attempt_started);
         let error = result.as_ref().err().map(ToString::to_string);
         log_ending(run, status, elapsed, error.as_deref());
         let outcome = RunOutcome {
             status,
             error: error.clone(),
-            duration_ms: millis(run.started.elapsed()),
+            duration_ms: millis(now.saturating_duration_since(run.started)),
         };
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;

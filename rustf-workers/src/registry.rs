@@ -15,7 +15,7 @@ use crate::admission::Entry;
 use crate::definition::Definition;
 use crate::lifecycle::{cancel, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
-use crate::run::{Run, RunSettings};
+use crate::run::{Run, RunKeys, RunSettings};
 use crate::{
     AppConfig, CallOptions, CancelReason, CheckpointStore, Error, IdempotencyStore, Result,
     RunInfo, RunRecord, Subscription, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
@@ -391,10 +391,15 @@ impl WorkerRegistry {
                     .unwrap_or(definition.options.max_retries())
             },
             daemon,
-            unique_key: options.run_unique_key().map(Into::into),
-            idempotency: options
-                .run_idempotency_key()
-                .map(|(key, retention)| (key.into(), retention)),
+            keys: (options.run_unique_key().is_some() || options.run_idempotency_key().is_some())
+                .then(|| {
+                    Box::new(RunKeys {
+                        unique: options.run_unique_key().map(Into::into),
+                        idempotency: options
+                            .run_idempotency_key()
+                            .map(|(key, retention)| (key.into(), retention)),
+                    })
+                }),
         };
         let run = Arc::new(Run::new(
             Arc::clone(definition),

@@ -53,10 +53,8 @@ pub(crate) struct Run {
     pub(crate) max_attempts: u32,
     /// Restarts forever on failure, holding a daemon slot of its definition.
     pub(crate) daemon: bool,
-    /// Calls with this key attach to this run while it lives.
-    pub(crate) unique_key: Option<Box<str>>,
-    /// A successful end is recorded under this key, for this long.
-    pub(crate) idempotency: Option<(Box<str>, Duration)>,
+    /// The call's keys, for the few runs that have any.
+    pub(crate) keys: Option<Box<RunKeys>>,
     /// Retries since the last healthy attempt: the backoff's exponent.
     backoff_step: AtomicU32,
     /// Whether the run ever saved a checkpoint, which its end then removes.
@@ -94,10 +92,27 @@ pub(crate) struct RunSettings {
     pub(crate) max_attempts: u32,
     /// Whether it restarts forever on failure.
     pub(crate) daemon: bool,
+    /// The call's keys, if any.
+    pub(crate) keys: Option<Box<RunKeys>>,
+}
+
+/// A run's unique and idempotency keys.
+pub(crate) struct RunKeys {
     /// Calls with this key attach to this run while it lives.
-    pub(crate) unique_key: Option<Box<str>>,
+    pub(crate) unique: Option<Box<str>>,
     /// A successful end is recorded under this key, for this long.
     pub(crate) idempotency: Option<(Box<str>, Duration)>,
+}
+
+impl Run {
+    pub(crate) fn unique_key(&self) -> Option<&str> {
+        self.keys.as_ref()?.unique.as_deref()
+    }
+
+    pub(crate) fn idempotency_key(&self) -> Option<(&str, Duration)> {
+        let (key, retention) = self.keys.as_ref()?.idempotency.as_ref()?;
+        Some((key, *retention))
+    }
 }
 
 impl Mailbox {
@@ -131,7 +146,7 @@ struct Mailbox {
     /// The last message emitted, when the registry keeps it for listings.
     last: Option<Value>,
     /// The last progress the worker reported.
-    progress: Option<Progress>,
+    progress: Option<Box<Progress>>,
     /// Watchers' channel: created by the first subscriber, dropped when the run ends,
     /// which closes every subscription after its buffered messages.
     watchers: Option<broadcast::Sender<Value>>,
@@ -142,7 +157,7 @@ struct Mailbox {
     unheard_since: Option<Instant>,
     /// The caller's result for handles that attached by unique key (kept only for runs
     /// that have one).
-    shared_result: Option<Result<()>>,
+    shared_result: Option<Box<Result<()>>>,
     outcome: Option<Result<()>>,
 }
 
@@ -159,8 +174,7 @@ impl Run {
             limited,
             max_attempts,
             daemon,
-            unique_key,
-            idempotency,
+            keys,
         } = settings;
         Self {
             key: Uuid::new_v4().as_u128(),
@@ -180,8 +194,7 @@ impl Run {
             attempt: AtomicU32::new(1),
             max_attempts,
             daemon,
-            unique_key,
-            idempotency,
+            keys,
             backoff_step: AtomicU32::new(0),
             checkpointed: AtomicBool::new(false),
             retried: Mutex::new(Vec::new()),
@@ -222,8 +235,7 @@ impl Run {
             limited: false,
             max_attempts: 1,
             daemon: false,
-            unique_key: None,
-            idempotency: None,
+            keys: None,
         };
         let mut run = Self::new(definition, None, config, settings);
         if let Ok(id) = Uuid::try_parse(run_id) {
@@ -425,7 +437,7 @@ impl Run {
             if mailbox.closed {
                 return Err(self.finished_error());
             }
-            mailbox.progress = Some(progress);
+            mailbox.progress = Some(Box::new(progress));
         }
         match self.offer(message) {
             Offer::Done(result) => result,
@@ -435,7 +447,7 @@ impl Run {
 
     /// The last progress reported.
     pub(crate) fn last_progress(&self) -> Option<Progress> {
-        self.mailbox().progress.clone()
+        self.mailbox().progress.as_deref().cloned()
     }
 
     /// Queues a message, waiting for room while the buffer is full.
@@ -529,7 +541,8 @@ impl Run {
     pub(crate) fn shared_result(&self) -> Result<()> {
         self.mailbox()
             .shared_result
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap_or_else(|| Err(Error::internal("the run ended without a shared result")))
     }
 
@@ -663,8 +676,8 @@ impl Run {
         let (wake_writers, watchers) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
-            if self.unique_key.is_some() {
-                mailbox.shared_result = Some(outcome.clone());
+            if self.unique_key().is_some() {
+                mailbox.shared_result = Some(Box::new(outcome.clone()));
             }
             mailbox.outcome = Some(outcome);
             mailbox.ended = Some(ended);
