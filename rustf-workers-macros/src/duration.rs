@@ -1,31 +1,16 @@
 //! Durations as people write them: `"500ms"`, `"30s"`, `"5m"`, `"1h"`.
 
+use crate::quantity::Quantity;
+
+const DURATION: Quantity = Quantity {
+    kind: "duration",
+    units: &[("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)],
+    example: "30s",
+};
+
 /// Milliseconds in `text`, or what is wrong with it.
 pub(crate) fn parse_millis(text: &str) -> Result<u64, String> {
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let expected = "expected a whole number followed by `ms`, `s`, `m` or `h`, e.g. `\"30s\"`";
-    if number.is_empty() {
-        return Err(format!("invalid duration `{text}`: {expected}"));
-    }
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(format!("invalid duration `{text}`: {expected}")),
-    };
-    let millis = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("duration `{text}` is too large"))?;
-    if millis == 0 {
-        return Err(format!("duration `{text}` must be greater than zero"));
-    }
-    Ok(millis)
+    DURATION.parse(text)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod duration;
 mod expand;
 mod names;
 mod parse;
+mod quantity;
 mod scan;
 mod size;
 mod validate;

@@ -1,31 +1,16 @@
 //! Memory sizes as people write them: `"512KB"`, `"64MB"`, `"1GB"` (binary units).
 
+use crate::quantity::Quantity;
+
+const SIZE: Quantity = Quantity {
+    kind: "size",
+    units: &[("B", 1), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30)],
+    example: "64MB",
+};
+
 /// Bytes in `text`, or what is wrong with it.
 pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let expected = "expected a whole number followed by `B`, `KB`, `MB` or `GB`, e.g. `\"64MB\"`";
-    let scale: u64 = match unit {
-        "B" => 1,
-        "KB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        _ => return Err(format!("invalid size `{text}`: {expected}")),
-    };
-    if number.is_empty() {
-        return Err(format!("invalid size `{text}`: {expected}"));
-    }
-    let bytes = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("size `{text}` is too large"))?;
-    if bytes == 0 {
-        return Err(format!("size `{text}` must be greater than zero"));
-    }
-    Ok(bytes)
+    SIZE.parse(text)
 }
 
 #[cfg(test)]
