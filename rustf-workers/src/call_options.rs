@@ -71,8 +71,9 @@ impl CallOptions {
     }
 
     /// While a run of the same worker with this key is queued or running, the call
-    /// attaches to it instead of starting another: its handle receives the messages
-    /// emitted from then on and the same result.
+    /// attaches to it instead of starting another: its handle receives the same messages
+    /// (those emitted before it attached, up to the message capacity, then the rest) and
+    /// the same result.
     #[must_use]
     pub fn unique_key(mut self, key: impl Into<String>) -> Self {
         self.unique_key = Some(key.into());

@@ -64,10 +64,10 @@ impl WorkerHandle {
 
     /// A second handle on a run started by another call with the same unique key.
     pub(crate) fn attached(run: Arc<Run>) -> Self {
-        let watcher = run.subscribe();
+        let (history, watcher) = run.attach();
         Self {
             run,
-            batch: VecDeque::new(),
+            batch: history,
             detached: true,
             attached: Some(watcher),
         }
@@ -104,6 +104,10 @@ impl WorkerHandle {
     /// in `tokio::select!` loses nothing.
     pub async fn recv(&mut self) -> Option<Value> {
         if let Some(watcher) = &mut self.attached {
+            // First what was emitted before this handle attached.
+            if let Some(message) = self.batch.pop_front() {
+                return Some(message);
+            }
             loop {
                 match watcher.recv().await? {
                     crate::RunEvent::Message(message) => return Some(message),

@@ -147,6 +147,9 @@ struct Mailbox {
     last: Option<Value>,
     /// The last progress the worker reported.
     progress: Option<Box<Progress>>,
+    /// The messages so far (the last `capacity` of them), for handles that attach later
+    /// by unique key; kept only for runs that have one.
+    history: Option<Box<VecDeque<Value>>>,
     /// Watchers' channel: created by the first subscriber, dropped when the run ends,
     /// which closes every subscription after its buffered messages.
     watchers: Option<broadcast::Sender<Value>>,
@@ -176,6 +179,7 @@ impl Run {
             daemon,
             keys,
         } = settings;
+        let keeps_history = keys.as_ref().is_some_and(|keys| keys.unique.is_some());
         Self {
             key: Uuid::new_v4().as_u128(),
             id: OnceLock::new(),
@@ -210,6 +214,7 @@ impl Run {
                 reader_waiting: false,
                 last: None,
                 progress: None,
+                history: keeps_history.then(Box::default),
                 watchers: None,
                 ended: None,
                 shared_result: None,
@@ -510,6 +515,12 @@ impl Run {
             // An error only means every watcher has gone.
             let _ = watchers.send(message.clone());
         }
+        if let Some(history) = &mut mailbox.history {
+            if history.len() >= self.capacity {
+                history.pop_front();
+            }
+            history.push_back(message.clone());
+        }
     }
 
     /// The last message emitted, if the registry keeps them.
@@ -522,6 +533,18 @@ impl Run {
     /// the run closed and gets only the outcome.
     pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
         let mut mailbox = self.mailbox();
+        self.subscribe_locked(&mut mailbox)
+    }
+
+    /// The messages so far and a watcher of the rest, taken together so that none falls
+    /// between them: what a handle attaching by unique key reads.
+    pub(crate) fn attach(self: &Arc<Self>) -> (VecDeque<Value>, Subscription) {
+        let mut mailbox = self.mailbox();
+        let history = mailbox.history.as_deref().cloned().unwrap_or_default();
+        (history, self.subscribe_locked(&mut mailbox))
+    }
+
+    fn subscribe_locked(self: &Arc<Self>, mailbox: &mut Mailbox) -> Subscription {
         if mailbox.closed {
             return Subscription::new(Arc::clone(self), None);
         }

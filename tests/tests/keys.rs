@@ -48,9 +48,12 @@ async fn a_second_call_with_the_same_unique_key_attaches_to_the_live_run() {
     assert_eq!(second.id(), first.id());
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
 
-    // Both see the messages from then on, and one result.
+    // The attached handle sees the messages emitted before it attached, then the rest;
+    // both get one result.
+    assert_eq!(second.recv().await, Some(json!(1)));
     assert_eq!(second.recv().await, Some(json!(2)));
     assert_eq!(first.recv().await, Some(json!(2)));
+    assert_eq!(second.recv().await, Some(json!(3)));
     let (a, b) = tokio::join!(first.await_result(), second.await_result());
     assert_eq!(a.unwrap_err().to_string(), "internal error: remote refused");
     assert_eq!(b.unwrap_err().to_string(), "internal error: remote refused");
