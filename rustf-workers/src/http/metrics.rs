@@ -102,7 +102,7 @@ impl prometheus_client::collector::Collector for Collector {
 
         let mut durations = encoder.encode_descriptor(
             "rustf_workers_run_duration",
-            "Duration of finished runs, from call to terminal state.",
+            "Duration of finished attempts, from their start to their end.",
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
