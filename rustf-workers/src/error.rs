@@ -228,6 +228,14 @@ impl Error {
         matches!(self, Self::Cancelled { .. })
     }
 
+    /// Who cancelled the run, if this is [`Error::Cancelled`].
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        match self {
+            Self::Cancelled { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
     /// Whether the handler panicked.
     pub fn is_panic(&self) -> bool {
         matches!(self, Self::Panicked { .. })
@@ -341,6 +349,8 @@ mod tests {
             "Worker 'w' was cancelled by shutdown"
         );
         assert!(cancelled.is_cancelled() && !cancelled.is_timeout());
+        assert_eq!(cancelled.cancel_reason(), Some(CancelReason::Shutdown));
+        assert_eq!(timed_out.cancel_reason(), None);
     }
 
     #[test]

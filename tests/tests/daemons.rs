@@ -177,16 +177,7 @@ async fn shutdown_stops_daemons_that_are_backing_off() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     for daemon in daemons {
         let err = daemon.await_result().await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Cancelled {
-                    reason: CancelReason::Shutdown,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(err.cancel_reason(), Some(CancelReason::Shutdown), "{err}");
     }
     let stats = workers.stats("crashing").await.unwrap();
     assert_eq!(

@@ -195,16 +195,7 @@ async fn a_queued_run_can_be_cancelled_and_never_runs() {
     waiting.cancel().await.unwrap();
     workers.cancel(by_id.id()).await.unwrap();
     let err = waiting.await_result().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Cancelled {
-                reason: CancelReason::Requested,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(err.cancel_reason(), Some(CancelReason::Requested), "{err}");
     assert!(by_id.await_result().await.unwrap_err().is_cancelled());
     assert_eq!(
         start.elapsed(),
@@ -295,16 +286,7 @@ async fn shutdown_with_queued_runs_ends_promptly_and_counts_them() {
     assert!(workers.queued().is_empty());
     for handle in queued {
         let err = handle.await_result().await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Cancelled {
-                    reason: CancelReason::Shutdown,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(err.cancel_reason(), Some(CancelReason::Shutdown), "{err}");
     }
     assert!(running.await_result().await.unwrap_err().is_cancelled());
     let stats = workers.stats("busy").await.unwrap();

@@ -62,16 +62,7 @@ async fn shutdown_cancels_what_is_left_after_the_grace_period() {
 
     polite.await_result().await.unwrap();
     let err = stubborn.await_result().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Cancelled {
-                reason: CancelReason::Shutdown,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(err.cancel_reason(), Some(CancelReason::Shutdown), "{err}");
     assert_eq!(
         err.to_string(),
         "Worker 'stubborn' was cancelled by shutdown"
