@@ -200,7 +200,12 @@ impl RunGuard {
         let outcome = RunOutcome {
             status,
             error: error.clone(),
-            duration_ms: millis(now.saturating_duration_since(run.started)),
+            // Usually the first attempt, started with the run: one subtraction for both.
+            duration_ms: millis(if self.attempt_started == run.started {
+                elapsed
+            } else {
+                now.saturating_duration_since(run.started)
+            }),
         };
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;
@@ -377,7 +382,6 @@ where
             return Poll::Ready(());
         };
         let run = &*guard.run;
-        run.task.register(cx.waker());
         let outcome = if let Some(reason) = run.abort_reason() {
             Outcome::Cancelled(reason)
         } else if let Poll::Ready(result) = poll_caught(handler, cx) {
@@ -393,7 +397,7 @@ where
             Outcome::TimedOut(after)
         } else if let Some((sleep, after)) = idle {
             if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
+                return pending(run, cx);
             }
             match run.unheard_for(*after) {
                 // Nobody listened for the whole idle timeout: a clean stop.
@@ -411,11 +415,11 @@ where
                     sleep.as_mut().reset(next_check);
                     // Polled once more so the timer holds this task's waker.
                     let _ = sleep.as_mut().poll(cx);
-                    return Poll::Pending;
+                    return pending(run, cx);
                 }
             }
         } else {
-            return Poll::Pending;
+            return pending(run, cx);
         };
         // Drops the handler's future in place, so whatever it held is released before
         // the caller learns the outcome.
@@ -424,6 +428,17 @@ where
         }
         Poll::Ready(())
     }
+}
+
+/// The handler waits: from now on an abort must wake this task. Registered only here, so
+/// a handler that finishes at its first poll never clones the waker; the second look at
+/// the signal catches an abort that came before the registration.
+fn pending<T>(run: &Run, cx: &mut Context<'_>) -> Poll<T> {
+    run.task.register(cx.waker());
+    if run.abort_reason().is_some() {
+        cx.waker().wake_by_ref();
+    }
+    Poll::Pending
 }
 
 fn poll_caught<Fut: Future>(

@@ -1,8 +1,9 @@
 //! The registry: definitions, admission of runs, the live table and shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -76,11 +77,46 @@ struct Inner {
 
 #[derive(Clone)]
 struct Catalog {
-    definitions: BTreeMap<Box<str>, Arc<Definition>>,
+    /// Looked up by every call: hashed with a hasher made for short names.
+    definitions: HashMap<Box<str>, Arc<Definition>, BuildHasherDefault<NameHasher>>,
     /// Names that cannot be used, with the reason: claimed by two `#[worker]` functions,
     /// or a linked registration the runtime refused.
     refused: BTreeMap<String, Error>,
     config: Arc<AppConfig>,
+}
+
+/// FxHash over a worker's name: names are short and chosen by the application, so a
+/// keyed hash buys nothing, and a call pays for the hash on every lookup.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.add(word);
+        }
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(0, |word, &byte| word << 8 | u64::from(byte));
+        self.add(tail);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+}
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 impl Catalog {
@@ -100,7 +136,7 @@ impl WorkerRegistry {
         Self {
             inner: Arc::new(Inner {
                 catalog: ArcSwap::from_pointee(Catalog {
-                    definitions: BTreeMap::new(),
+                    definitions: HashMap::default(),
                     refused: BTreeMap::new(),
                     config: Arc::default(),
                 }),
@@ -244,13 +280,16 @@ impl WorkerRegistry {
     /// Every definition, by name.
     #[cfg(feature = "http")]
     pub(crate) fn definition_list(&self) -> Vec<Arc<Definition>> {
-        self.inner
+        let mut list = self
+            .inner
             .catalog
             .load()
             .definitions
             .values()
             .cloned()
-            .collect()
+            .collect::<Vec<_>>();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     /// Runs admitted and not yet settled, over every definition.
@@ -497,6 +536,8 @@ impl WorkerRegistry {
             .definitions
             .keys()
             .map(|name| name.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect())
     }
 

@@ -661,6 +661,11 @@ impl Run {
         }
     }
 
+    /// Whether the worker stops when nobody listens: only then is the time unheard kept.
+    fn idle_stops(&self) -> bool {
+        self.definition.options.idle_after().is_some()
+    }
+
     /// A watcher left: if it was the last reader, the run is unheard from now.
     pub(crate) fn watcher_left(&self) {
         let mut mailbox = self.mailbox();
@@ -669,7 +674,8 @@ impl Run {
             .watchers
             .as_ref()
             .map_or(0, |w| w.receiver_count().saturating_sub(1));
-        if !mailbox.attached && others == 0 && mailbox.unheard_since.is_none() {
+        if self.idle_stops() && !mailbox.attached && others == 0 && mailbox.unheard_since.is_none()
+        {
             mailbox.unheard_since = Some(Instant::now());
         }
     }
@@ -680,11 +686,11 @@ impl Run {
         let (unread, wake_writers, outcome) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
-            if !mailbox.listened() {
+            if self.idle_stops() && !mailbox.listened() {
                 mailbox.unheard_since = Some(Instant::now());
             }
             (
-                std::mem::take(&mut mailbox.queue),
+                (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
                 mailbox.outcome.take(),
             )
