@@ -47,29 +47,39 @@ pub(crate) enum Outcome {
 /// Owns the obligation to finish a run. Dropping it unfinished (the task was dropped
 /// because its runtime shut down, or never ran) finishes the run as cancelled, so every
 /// admitted run reaches a terminal state and is counted once.
+///
+/// Small on purpose: it lives in the run's task, whose size every spawn pays for.
 pub(crate) struct RunGuard {
     pub(crate) run: Arc<Run>,
     finished: bool,
-    /// Each attempt's timeout.
-    timeout: Option<Duration>,
-    /// When the current attempt started: the call, leaving the queue, or a retry.
-    attempt_started: Instant,
+    /// When the current attempt started (the call, leaving the queue, or a retry), in
+    /// nanoseconds after the run's start.
+    attempt_offset: u64,
 }
 
 impl RunGuard {
-    pub(crate) fn new(run: Arc<Run>, timeout: Option<Duration>) -> Self {
-        let attempt_started = run.started;
+    pub(crate) fn new(run: Arc<Run>) -> Self {
         Self {
             run,
             finished: false,
-            timeout,
-            attempt_started,
+            attempt_offset: 0,
         }
+    }
+
+    /// When the current attempt started.
+    fn attempt_started(&self) -> Instant {
+        self.run.started + Duration::from_nanos(self.attempt_offset)
+    }
+
+    /// The next attempt starts now.
+    fn restart_attempt(&mut self) {
+        let since_start = self.run.started.elapsed().as_nanos();
+        self.attempt_offset = u64::try_from(since_start).unwrap_or(u64::MAX);
     }
 
     /// When the current attempt times out.
     pub(crate) fn deadline(&self) -> Option<Deadline> {
-        Deadline::from(self.attempt_started, self.timeout)
+        Deadline::from(self.attempt_started(), self.run.timeout)
     }
 
     /// An attempt ended: retry after a backoff if the policy allows, else finish.
@@ -96,7 +106,7 @@ impl RunGuard {
             return None;
         }
         let backoff = run.definition.options.retry_backoff();
-        let healthy = self.attempt_started.elapsed() >= backoff.cap;
+        let healthy = self.attempt_started().elapsed() >= backoff.cap;
         let step = run.backoff_step(healthy);
         // The jitter comes from the run's random id: different runs back off differently.
         let jitter = (run.key >> (8 * (attempt % 16))) as u8;
@@ -109,7 +119,7 @@ impl RunGuard {
         let run = Arc::clone(&self.run);
         let definition = &*run.definition;
         let (status, result) = outcome.into_result(run.worker_name());
-        let elapsed = self.attempt_started.elapsed();
+        let elapsed = self.attempt_started().elapsed();
         let error = result.err().map(|err| err.to_string());
         log_ending(&run, status, elapsed, error.as_deref());
         log::info!(
@@ -146,7 +156,7 @@ impl RunGuard {
                 Some(reason) => self.finish(Outcome::Cancelled(reason)),
                 None if run.state.become_(RunState::Running).is_ok() => {
                     run.next_attempt();
-                    self.attempt_started = Instant::now();
+                    self.restart_attempt();
                     let deadline = self.deadline();
                     (run.definition.spawn)(self, deadline);
                 }
@@ -194,14 +204,14 @@ impl RunGuard {
         };
         // One clock read for both durations.
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.attempt_started);
+        let elapsed = now.saturating_duration_since(self.attempt_started());
         let error = result.as_ref().err().map(ToString::to_string);
         log_ending(run, status, elapsed, error.as_deref());
         let outcome = RunOutcome {
             status,
             error: error.clone(),
             // Usually the first attempt, started with the run: one subtraction for both.
-            duration_ms: millis(if self.attempt_started == run.started {
+            duration_ms: millis(if self.attempt_offset == 0 {
                 elapsed
             } else {
                 now.saturating_duration_since(run.started)
@@ -298,7 +308,7 @@ pub(crate) fn start_waiting(mut guard: RunGuard) {
         guard.finish(Outcome::Cancelled(CancelReason::Dropped));
         return;
     }
-    guard.attempt_started = Instant::now();
+    guard.restart_attempt();
     let deadline = guard.deadline();
     let definition = Arc::clone(&guard.run.definition);
     (definition.spawn)(guard, deadline);
@@ -334,13 +344,24 @@ pin_project! {
         Running {
             #[pin]
             handler: Fut,
-            // Boxed: a run without a timeout does not pay for a timer's space.
-            timer: Option<(Pin<Box<Sleep>>, Duration)>,
-            // The idle check, for workers with an idle timeout.
-            idle: Option<(Pin<Box<Sleep>>, Duration)>,
+            // Boxed, and only for runs that have a timer: every spawn pays for the size
+            // of the task, and most runs have none.
+            timers: Option<Pin<Box<Timers>>>,
             guard: RunGuard,
         },
         Finished,
+    }
+}
+
+pin_project! {
+    /// A run's timeout and its idle check (for workers with an idle timeout).
+    pub(crate) struct Timers {
+        #[pin]
+        timeout: Option<Sleep>,
+        timeout_after: Duration,
+        #[pin]
+        idle: Option<Sleep>,
+        idle_after: Duration,
     }
 }
 
@@ -349,17 +370,18 @@ where
     Fut: Future<Output = Result<()>>,
 {
     pub(crate) fn new(guard: RunGuard, handler: Fut, deadline: Option<Deadline>) -> Self {
-        let timer = deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.after));
-        let idle = guard
-            .run
-            .definition
-            .options
-            .idle_after()
-            .map(|after| (Box::pin(tokio::time::sleep(after)), after));
+        let idle_after = guard.run.definition.options.idle_after();
+        let timers = (deadline.is_some() || idle_after.is_some()).then(|| {
+            Box::pin(Timers {
+                timeout: deadline.map(|d| tokio::time::sleep_until(d.at)),
+                timeout_after: deadline.map_or(Duration::ZERO, |d| d.after),
+                idle: idle_after.map(tokio::time::sleep),
+                idle_after: idle_after.unwrap_or_default(),
+            })
+        });
         Self::Running {
             handler,
-            timer,
-            idle,
+            timers,
             guard,
         }
     }
@@ -374,8 +396,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let DriverProj::Running {
             handler,
-            timer,
-            idle,
+            timers,
             guard,
         } = self.as_mut().project()
         else {
@@ -390,34 +411,10 @@ where
                 Ok(Err(err)) => Outcome::Failed(err),
                 Err(panic) => Outcome::Panicked(panic_message(&*panic)),
             }
-        } else if let Some(Poll::Ready(after)) = timer
-            .as_mut()
-            .map(|(sleep, after)| sleep.as_mut().poll(cx).map(|()| *after))
+        } else if let Some(Poll::Ready(outcome)) =
+            timers.as_mut().map(|timers| timers.as_mut().poll(run, cx))
         {
-            Outcome::TimedOut(after)
-        } else if let Some((sleep, after)) = idle {
-            if sleep.as_mut().poll(cx).is_pending() {
-                return pending(run, cx);
-            }
-            match run.unheard_for(*after) {
-                // Nobody listened for the whole idle timeout: a clean stop.
-                Ok(()) => {
-                    log::info!(
-                        target: "rustf_workers::run",
-                        "[Worker:{} run:{}] stopping: nobody listened for {}ms",
-                        run.worker_name(),
-                        run.id(),
-                        after.as_millis(),
-                    );
-                    Outcome::Completed
-                }
-                Err(next_check) => {
-                    sleep.as_mut().reset(next_check);
-                    // Polled once more so the timer holds this task's waker.
-                    let _ = sleep.as_mut().poll(cx);
-                    return pending(run, cx);
-                }
-            }
+            outcome
         } else {
             return pending(run, cx);
         };
@@ -427,6 +424,45 @@ where
             guard.end(outcome);
         }
         Poll::Ready(())
+    }
+}
+
+impl Timers {
+    /// `Ready` with the outcome when the timeout fires, or when the idle check finds
+    /// nobody listened for the whole idle timeout.
+    fn poll(self: Pin<&mut Self>, run: &Run, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut this = self.project();
+        if let Some(timeout) = this.timeout.as_pin_mut() {
+            if timeout.poll(cx).is_ready() {
+                return Poll::Ready(Outcome::TimedOut(*this.timeout_after));
+            }
+        }
+        let Some(mut idle) = this.idle.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
+        if idle.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let after = *this.idle_after;
+        match run.unheard_for(after) {
+            // Nobody listened for the whole idle timeout: a clean stop.
+            Ok(()) => {
+                log::info!(
+                    target: "rustf_workers::run",
+                    "[Worker:{} run:{}] stopping: nobody listened for {}ms",
+                    run.worker_name(),
+                    run.id(),
+                    after.as_millis(),
+                );
+                Poll::Ready(Outcome::Completed)
+            }
+            Err(next_check) => {
+                idle.as_mut().reset(next_check);
+                // Polled once more so the timer holds this task's waker.
+                let _ = idle.poll(cx);
+                Poll::Pending
+            }
+        }
     }
 }
 

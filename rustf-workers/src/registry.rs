@@ -430,6 +430,7 @@ impl WorkerRegistry {
                     .unwrap_or(definition.options.max_retries())
             },
             daemon,
+            timeout: timeout.or(definition.options.default_timeout()),
             keys: (options.run_unique_key().is_some() || options.run_idempotency_key().is_some())
                 .then(|| {
                     Box::new(RunKeys {
@@ -451,8 +452,7 @@ impl WorkerRegistry {
         }
         // Listed before it can start, so no run is ever live and missing from the table.
         live.insert(Arc::clone(&run));
-        let timeout = timeout.or(definition.options.default_timeout());
-        let guard = RunGuard::new(Arc::clone(&run), timeout);
+        let guard = RunGuard::new(Arc::clone(&run));
         let ready = if limited {
             match live.admission.enter(guard, options.run_priority()) {
                 Entry::Start(guard) => Some(guard),

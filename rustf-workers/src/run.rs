@@ -53,6 +53,8 @@ pub(crate) struct Run {
     pub(crate) max_attempts: u32,
     /// Restarts forever on failure, holding a daemon slot of its definition.
     pub(crate) daemon: bool,
+    /// Each attempt's timeout.
+    pub(crate) timeout: Option<Duration>,
     /// The call's keys, for the few runs that have any.
     pub(crate) keys: Option<Box<RunKeys>>,
     /// Retries since the last healthy attempt: the backoff's exponent.
@@ -92,6 +94,8 @@ pub(crate) struct RunSettings {
     pub(crate) max_attempts: u32,
     /// Whether it restarts forever on failure.
     pub(crate) daemon: bool,
+    /// Each attempt's timeout.
+    pub(crate) timeout: Option<Duration>,
     /// The call's keys, if any.
     pub(crate) keys: Option<Box<RunKeys>>,
 }
@@ -179,6 +183,7 @@ impl Run {
             limited,
             max_attempts,
             daemon,
+            timeout,
             keys,
         } = settings;
         let keeps_history = keys.as_ref().is_some_and(|keys| keys.unique.is_some());
@@ -200,6 +205,7 @@ impl Run {
             attempt: AtomicU32::new(1),
             max_attempts,
             daemon,
+            timeout,
             keys,
             backoff_step: AtomicU32::new(0),
             checkpointed: AtomicBool::new(false),
@@ -242,6 +248,7 @@ impl Run {
             limited: false,
             max_attempts: 1,
             daemon: false,
+            timeout: None,
             keys: None,
         };
         let mut run = Self::new(definition, None, config, settings);
