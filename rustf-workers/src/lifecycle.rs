@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::run::Run;
-use crate::{Attempt, CancelReason, Error, Result, RunOutcome, RunState, RunStatus};
+use crate::{Attempt, CancelReason, Error, Result, RunState, RunStatus};
 
 /// When a run's timeout fires, and the timeout itself for the error message.
 #[derive(Clone, Copy)]
@@ -207,16 +207,12 @@ impl RunGuard {
         let elapsed = now.saturating_duration_since(self.attempt_started());
         let error = result.as_ref().err().map(ToString::to_string);
         log_ending(run, status, elapsed, error.as_deref());
-        let outcome = RunOutcome {
-            status,
-            error: error.clone(),
-            // Usually the first attempt, started with the run: one subtraction for both.
-            duration_ms: millis(if self.attempt_offset == 0 {
-                elapsed
-            } else {
-                now.saturating_duration_since(run.started)
-            }),
-        };
+        // Usually the first attempt, started with the run: one subtraction for both.
+        let duration_ms = millis(if self.attempt_offset == 0 {
+            elapsed
+        } else {
+            now.saturating_duration_since(run.started)
+        });
         // Unlisted, counted, published, settled, in that order: a caller that awaited the
         // result never finds the run in `running()` and reads statistics that include it;
         // `shutdown` returns only after the outcome is out.
@@ -229,7 +225,7 @@ impl RunGuard {
             })));
         }
         definition.counters.record(status, elapsed, error);
-        run.close(result, outcome);
+        run.close(result, status, duration_ms);
         // Its slot goes to the next runs that fit, before it stops counting as in
         // flight, so `shutdown` never sees a gap between the two.
         if run.limited && held_slot {

@@ -85,6 +85,21 @@ struct Catalog {
     config: Arc<AppConfig>,
 }
 
+/// What a call started: its own run, or a live one it attached to by unique key.
+enum Started {
+    Own(Arc<Run>),
+    Attached(Arc<Run>),
+}
+
+impl Started {
+    fn into_handle(self) -> WorkerHandle {
+        match self {
+            Started::Own(run) => WorkerHandle::new(run),
+            Started::Attached(run) => WorkerHandle::attached(run),
+        }
+    }
+}
+
 /// FxHash over a worker's name: names are short and chosen by the application, so a
 /// keyed hash buys nothing, and a call pays for the hash on every lookup.
 #[derive(Default)]
@@ -326,6 +341,7 @@ impl WorkerRegistry {
     ) -> Result<WorkerHandle> {
         let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
         self.start(name, payload, &options)
+            .map(Started::into_handle)
     }
 
     /// Starts a run with [`CallOptions`] (timeout, priority); otherwise as
@@ -342,14 +358,10 @@ impl WorkerRegistry {
         options: CallOptions,
     ) -> Result<WorkerHandle> {
         self.start(name, payload, &options)
+            .map(Started::into_handle)
     }
 
-    fn start(
-        &self,
-        name: &str,
-        payload: Option<Value>,
-        options: &CallOptions,
-    ) -> Result<WorkerHandle> {
+    fn start(&self, name: &str, payload: Option<Value>, options: &CallOptions) -> Result<Started> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
         if let Some(check) = definition.check_payload {
@@ -384,14 +396,14 @@ impl WorkerRegistry {
             let runs = live.unique.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(run) = runs.get(&(name.into(), key.into())) {
                 if !run.is_finished() {
-                    return Ok(WorkerHandle::attached(Arc::clone(run)));
+                    return Ok(Started::Attached(Arc::clone(run)));
                 }
             }
             unique = Some((runs, key));
         }
         if let Some((key, _)) = options.run_idempotency_key() {
             if let Some(run_id) = live.idempotency.load().lookup(name, key) {
-                return Ok(WorkerHandle::new(Run::replayed(
+                return Ok(Started::Own(Run::replayed(
                     Arc::clone(definition),
                     &run_id,
                     Arc::clone(&catalog.config),
@@ -488,7 +500,7 @@ impl WorkerRegistry {
             let deadline = guard.deadline();
             (definition.spawn)(guard, deadline);
         }
-        Ok(WorkerHandle::new(run))
+        Ok(Started::Own(run))
     }
 
     /// Runs the worker `name` and waits for its result; its messages are discarded.
@@ -498,9 +510,11 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        self.start(name, payload, &CallOptions::new())?
-            .await_result()
-            .await
+        match self.start(name, payload, &CallOptions::new())? {
+            // Straight to the outcome: a handle would only be built to be taken apart.
+            Started::Own(run) => run.outcome().await,
+            attached => attached.into_handle().await_result().await,
+        }
     }
 
     /// Cancels the live run with this id: its handler is stopped at its next `.await`

@@ -19,7 +19,9 @@ use crate::config::AppConfig;
 use crate::definition::Definition;
 use crate::state::StateCell;
 use crate::subscription::Subscription;
-use crate::{Attempt, CancelReason, Error, Progress, Result, RunOutcome, RunRecord, RunState};
+use crate::{
+    Attempt, CancelReason, Error, Progress, Result, RunOutcome, RunRecord, RunState, RunStatus,
+};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -61,8 +63,6 @@ pub(crate) struct Run {
     backoff_step: AtomicU32,
     /// Whether the run ever saved a checkpoint, which its end then removes.
     checkpointed: AtomicBool,
-    /// Attempts that ended in a retry; the last attempt is the run's own outcome.
-    retried: Mutex<Vec<Attempt>>,
     signal: AtomicU8,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
@@ -78,7 +78,8 @@ pub(crate) struct Run {
     /// Whether to keep the last message for the run listings (`RunInfo`).
     keep_last: bool,
     /// Created by the first `set_state`: most runs never use it.
-    user_state: Mutex<Option<HashMap<String, Value>>>,
+    #[allow(clippy::box_collection)] // 8 bytes in every run rather than 48
+    user_state: Mutex<Option<Box<HashMap<String, Value>>>>,
 }
 
 /// How a run is to behave, decided at admission from the registry, the definition and
@@ -122,11 +123,7 @@ impl Run {
 impl Mailbox {
     /// Whether someone reads the run's messages: its handle, or a watcher.
     fn listened(&self) -> bool {
-        self.attached
-            || self
-                .watchers
-                .as_ref()
-                .is_some_and(|w| w.receiver_count() > 0)
+        self.attached || self.watchers().is_some_and(|w| w.receiver_count() > 0)
     }
 }
 
@@ -147,27 +144,44 @@ struct Mailbox {
     /// The handle found nothing and registered its waker; the next message wakes it.
     /// Keeps `emit` from touching the waker while the reader is busy.
     reader_waiting: bool,
+    /// The caller's result once the run has ended; cloned out, so every handle and
+    /// watcher reads the same.
+    outcome: Option<Result<()>>,
+    /// How the run ended and how long it took in all, in milliseconds: with `outcome`,
+    /// what watchers see.
+    ended: Option<(RunStatus, u64)>,
+    /// What only some runs use, created by the first of them.
+    extra: Option<Box<Extra>>,
+}
+
+/// The parts of a run's mailbox that most runs never use, kept out of its allocation.
+#[derive(Default)]
+struct Extra {
     /// The last message emitted, when the registry keeps it for listings.
     last: Option<Value>,
     /// The last progress the worker reported.
-    progress: Option<Box<Progress>>,
+    progress: Option<Progress>,
     /// The messages so far (the last `capacity` of them), for handles that attach later
     /// by unique key; kept only for runs that have one.
-    // Boxed so that the runs without a unique key, nearly all, pay 8 bytes for it, not 32.
-    #[allow(clippy::box_collection)]
-    history: Option<Box<VecDeque<Value>>>,
+    history: Option<VecDeque<Value>>,
     /// Watchers' channel: created by the first subscriber, dropped when the run ends,
     /// which closes every subscription after its buffered messages.
     watchers: Option<broadcast::Sender<Value>>,
-    /// The outcome as watchers see it, kept when the run ends.
-    ended: Option<RunOutcome>,
     /// Since when nobody has been reading the run's messages (no handle reading, no
     /// watcher), for the idle stop.
     unheard_since: Option<Instant>,
-    /// The caller's result for handles that attached by unique key (kept only for runs
-    /// that have one).
-    shared_result: Option<Box<Result<()>>>,
-    outcome: Option<Result<()>>,
+    /// Attempts that ended in a retry; the last attempt is the run's own outcome.
+    retried: Vec<Attempt>,
+}
+
+impl Mailbox {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn watchers(&self) -> Option<&broadcast::Sender<Value>> {
+        self.extra.as_ref()?.watchers.as_ref()
+    }
 }
 
 impl Run {
@@ -209,7 +223,6 @@ impl Run {
             keys,
             backoff_step: AtomicU32::new(0),
             checkpointed: AtomicBool::new(false),
-            retried: Mutex::new(Vec::new()),
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
             reader: AtomicWaker::new(),
@@ -220,14 +233,14 @@ impl Run {
                 closed: false,
                 writer_waiting: false,
                 reader_waiting: false,
-                last: None,
-                progress: None,
-                history: keeps_history.then(Box::default),
-                watchers: None,
-                ended: None,
-                shared_result: None,
-                unheard_since: None,
                 outcome: None,
+                ended: None,
+                extra: keeps_history.then(|| {
+                    Box::new(Extra {
+                        history: Some(VecDeque::new()),
+                        ..Extra::default()
+                    })
+                }),
             }),
             capacity,
             keep_last,
@@ -257,14 +270,7 @@ impl Run {
         }
         let _ = run.state.become_(RunState::Completed);
         run.mark_finished();
-        run.close(
-            Ok(()),
-            RunOutcome {
-                status: crate::RunStatus::Completed,
-                error: None,
-                duration_ms: 0,
-            },
-        );
+        run.close(Ok(()), RunStatus::Completed, 0);
         Arc::new(run)
     }
 
@@ -307,20 +313,18 @@ impl Run {
 
     /// Remembers an attempt that ended in a retry.
     pub(crate) fn push_retried(&self, attempt: Attempt) {
-        self.retried
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(attempt);
+        self.mailbox().extra().retried.push(attempt);
     }
 
     /// The run's state and attempts; `last` describes the final attempt once it has
     /// ended, else the attempt under way is listed as running.
     pub(crate) fn record(&self, last: Option<Attempt>) -> RunRecord {
         let mut attempts = self
-            .retried
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .mailbox()
+            .extra
+            .as_ref()
+            .map(|extra| extra.retried.clone())
+            .unwrap_or_default();
         let state = self.state.get();
         attempts.push(last.unwrap_or_else(|| Attempt {
             number: self.attempt(),
@@ -451,7 +455,7 @@ impl Run {
             if mailbox.closed {
                 return Err(self.finished_error());
             }
-            mailbox.progress = Some(Box::new(progress));
+            mailbox.extra().progress = Some(progress);
         }
         match self.offer(message) {
             Offer::Done(result) => result,
@@ -461,7 +465,7 @@ impl Run {
 
     /// The last progress reported.
     pub(crate) fn last_progress(&self) -> Option<Progress> {
-        self.mailbox().progress.as_deref().cloned()
+        self.mailbox().extra.as_ref()?.progress.clone()
     }
 
     /// Queues a message, waiting for room while the buffer is full.
@@ -518,13 +522,16 @@ impl Run {
     /// that want it. Called with the mailbox locked, so it needs no lock of its own.
     fn share(&self, mailbox: &mut Mailbox, message: &Value) {
         if self.keep_last {
-            mailbox.last = Some(message.clone());
+            mailbox.extra().last = Some(message.clone());
         }
-        if let Some(watchers) = &mailbox.watchers {
+        let Some(extra) = &mut mailbox.extra else {
+            return;
+        };
+        if let Some(watchers) = &extra.watchers {
             // An error only means every watcher has gone.
             let _ = watchers.send(message.clone());
         }
-        if let Some(history) = &mut mailbox.history {
+        if let Some(history) = &mut extra.history {
             if history.len() >= self.capacity {
                 history.pop_front();
             }
@@ -534,7 +541,7 @@ impl Run {
 
     /// The last message emitted, if the registry keeps them.
     pub(crate) fn last_message(&self) -> Option<Value> {
-        self.mailbox().last.clone()
+        self.mailbox().extra.as_ref()?.last.clone()
     }
 
     /// A new watcher of this run's messages and outcome. The mailbox lock orders it with
@@ -549,7 +556,11 @@ impl Run {
     /// between them: what a handle attaching by unique key reads.
     pub(crate) fn attach(self: &Arc<Self>) -> (VecDeque<Value>, Subscription) {
         let mut mailbox = self.mailbox();
-        let history = mailbox.history.as_deref().cloned().unwrap_or_default();
+        let history = mailbox
+            .extra
+            .as_ref()
+            .and_then(|extra| extra.history.clone())
+            .unwrap_or_default();
         (history, self.subscribe_locked(&mut mailbox))
     }
 
@@ -557,12 +568,13 @@ impl Run {
         if mailbox.closed {
             return Subscription::new(Arc::clone(self), None);
         }
-        mailbox.unheard_since = None;
-        let receiver = match &mailbox.watchers {
+        let extra = mailbox.extra();
+        extra.unheard_since = None;
+        let receiver = match &extra.watchers {
             Some(watchers) => watchers.subscribe(),
             None => {
                 let (watchers, receiver) = broadcast::channel(self.capacity);
-                mailbox.watchers = Some(watchers);
+                extra.watchers = Some(watchers);
                 receiver
             }
         };
@@ -572,15 +584,24 @@ impl Run {
     /// The result for an attached handle, once the run has ended.
     pub(crate) fn shared_result(&self) -> Result<()> {
         self.mailbox()
-            .shared_result
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(|| Err(Error::internal("the run ended without a shared result")))
+            .outcome
+            .clone()
+            .unwrap_or_else(|| Err(Error::internal("the run ended without a result")))
     }
 
     /// The outcome as watchers see it, once the run has ended.
     pub(crate) fn ended(&self) -> Option<RunOutcome> {
-        self.mailbox().ended.clone()
+        let mailbox = self.mailbox();
+        let (status, duration_ms) = mailbox.ended?;
+        Some(RunOutcome {
+            status,
+            error: mailbox
+                .outcome
+                .as_ref()
+                .and_then(|outcome| outcome.as_ref().err())
+                .map(ToString::to_string),
+            duration_ms,
+        })
     }
 
     /// The next message; `None` once the run has ended and every message was read.
@@ -610,7 +631,7 @@ impl Run {
         poll_fn(|cx| {
             self.poll_reader(cx, |run| {
                 let closed = run.signal.load(Ordering::Acquire) & CLOSED != 0;
-                closed.then(|| run.mailbox().outcome.take()).flatten()
+                closed.then(|| run.mailbox().outcome.clone()).flatten()
             })
         })
         .await
@@ -661,7 +682,7 @@ impl Run {
         if mailbox.listened() {
             return Err(now + idle);
         }
-        let since = *mailbox.unheard_since.get_or_insert(now);
+        let since = *mailbox.extra().unheard_since.get_or_insert(now);
         match since.checked_add(idle) {
             Some(at) if at > now => Err(at),
             _ => Ok(()),
@@ -678,12 +699,13 @@ impl Run {
         let mut mailbox = self.mailbox();
         // The leaving watcher's receiver still counts here.
         let others = mailbox
-            .watchers
-            .as_ref()
+            .watchers()
             .map_or(0, |w| w.receiver_count().saturating_sub(1));
-        if self.idle_stops() && !mailbox.attached && others == 0 && mailbox.unheard_since.is_none()
-        {
-            mailbox.unheard_since = Some(Instant::now());
+        if self.idle_stops() && !mailbox.attached && others == 0 {
+            mailbox
+                .extra()
+                .unheard_since
+                .get_or_insert_with(Instant::now);
         }
     }
 
@@ -694,12 +716,12 @@ impl Run {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
             if self.idle_stops() && !mailbox.listened() {
-                mailbox.unheard_since = Some(Instant::now());
+                mailbox.extra().unheard_since = Some(Instant::now());
             }
             (
                 (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
-                mailbox.outcome.take(),
+                mailbox.outcome.clone(),
             )
         };
         if wake_writers {
@@ -710,18 +732,18 @@ impl Run {
     }
 
     /// Ends the message streams, and stores the outcome for the handle and the watchers.
-    pub(crate) fn close(&self, outcome: Result<()>, ended: RunOutcome) {
+    pub(crate) fn close(&self, outcome: Result<()>, status: RunStatus, duration_ms: u64) {
         let (wake_writers, watchers) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
-            if self.unique_key().is_some() {
-                mailbox.shared_result = Some(Box::new(outcome.clone()));
-            }
             mailbox.outcome = Some(outcome);
-            mailbox.ended = Some(ended);
+            mailbox.ended = Some((status, duration_ms));
             (
                 std::mem::take(&mut mailbox.writer_waiting),
-                mailbox.watchers.take(),
+                mailbox
+                    .extra
+                    .as_mut()
+                    .and_then(|extra| extra.watchers.take()),
             )
         };
         drop(watchers);
@@ -742,7 +764,8 @@ impl Run {
 
     // ---- per-run state ----
 
-    pub(crate) fn user_state(&self) -> MutexGuard<'_, Option<HashMap<String, Value>>> {
+    #[allow(clippy::box_collection)] // see the field
+    pub(crate) fn user_state(&self) -> MutexGuard<'_, Option<Box<HashMap<String, Value>>>> {
         // Held only inside `WorkerContext`'s state methods, never across an await.
         self.user_state.lock().unwrap_or_else(|e| e.into_inner())
     }
