@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
@@ -31,6 +31,9 @@ pub(crate) struct Definition {
     pub(crate) executing: AtomicUsize,
     /// Daemon runs alive now.
     pub(crate) daemons: AtomicUsize,
+    /// Unique in the process: how an ended run's record names its worker without holding
+    /// a reference to it.
+    pub(crate) serial: u32,
 }
 
 /// Reads a payload as the worker's payload type, discarding it; the error names the
@@ -100,6 +103,11 @@ impl Definition {
             check_payload: None,
             executing: AtomicUsize::new(0),
             daemons: AtomicUsize::new(0),
+            serial: {
+                static NEXT: AtomicU32 = AtomicU32::new(0);
+                // Relaxed: only uniqueness matters.
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 }

@@ -1,8 +1,7 @@
 //! A run's attempts, and what the registry remembers of runs that have ended.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -39,67 +38,126 @@ pub struct RunRecord {
     pub attempts: Vec<Attempt>,
 }
 
-/// The records of runs that have ended, kept for a while when the registry is asked to
-/// ([`WorkerRegistry::keep_finished_runs`](crate::WorkerRegistry::keep_finished_runs)).
-#[derive(Default)]
-pub(crate) struct Finished {
-    /// Checked by every ending run; the lock is taken only when it is set.
-    enabled: AtomicBool,
-    inner: Mutex<Kept>,
+/// What the registry remembers of a run that has ended: enough to answer
+/// [`WorkerRegistry::run_record`](crate::WorkerRegistry::run_record), and small, because
+/// every run leaves one (no allocation unless it was retried or failed).
+pub(crate) struct Ended {
+    pub(crate) key: u128,
+    pub(crate) at: Instant,
+    /// The worker's `Definition::serial`: its name is looked up only when asked.
+    pub(crate) worker: u32,
+    /// The last attempt's number, state and duration.
+    pub(crate) attempt: u32,
+    pub(crate) state: RunState,
+    pub(crate) duration_ms: u64,
+    /// The last attempt's error and the earlier attempts, for the runs that have them.
+    pub(crate) more: Option<Box<EndedMore>>,
 }
 
-#[derive(Default)]
-struct Kept {
-    /// How long and how many.
-    policy: Option<(Duration, usize)>,
-    order: VecDeque<(Instant, String)>,
-    by_id: HashMap<String, (Instant, RunRecord)>,
+/// The parts of an ended run's record that most runs do not have.
+pub(crate) struct EndedMore {
+    pub(crate) error: Option<String>,
+    /// Attempts that ended in a retry.
+    pub(crate) retried: Vec<Attempt>,
 }
 
-impl Finished {
-    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
-        // Held for a map operation.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn set_policy(&self, policy: Option<(Duration, usize)>) {
-        let mut kept = self.kept();
-        kept.policy = policy;
-        if policy.is_none() {
-            kept.order.clear();
-            kept.by_id.clear();
+impl Ended {
+    pub(crate) fn record(&self, id: String, worker: String) -> RunRecord {
+        let mut attempts = self
+            .more
+            .as_ref()
+            .map(|more| more.retried.clone())
+            .unwrap_or_default();
+        attempts.push(Attempt {
+            number: self.attempt,
+            state: self.state,
+            error: self.more.as_ref().and_then(|more| more.error.clone()),
+            duration_ms: Some(self.duration_ms),
+        });
+        RunRecord {
+            id,
+            worker,
+            state: self.state,
+            attempts,
         }
-        // Relaxed: a hint; `keep` re-reads the policy under the lock.
-        self.enabled.store(policy.is_some(), Ordering::Relaxed);
     }
+}
 
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled.load(Ordering::Relaxed)
-    }
+/// How long and how many ended runs are remembered.
+pub(crate) struct Retention {
+    /// Milliseconds; 0 with `per_shard` 0 is off.
+    for_ms: AtomicU64,
+    /// At most this many in each shard of the live table.
+    per_shard: AtomicUsize,
+}
 
-    pub(crate) fn keep(&self, record: RunRecord) {
-        let now = Instant::now();
-        let mut kept = self.kept();
-        let Some((retention, max)) = kept.policy else {
-            return;
+/// Ended runs are remembered this long by default.
+pub const DEFAULT_FINISHED_RETENTION: Duration = Duration::from_secs(600);
+
+/// At most this many ended runs are remembered by default.
+pub const DEFAULT_FINISHED_MAX: usize = 1024;
+
+impl Retention {
+    pub(crate) fn new(shards: usize) -> Self {
+        let retention = Self {
+            for_ms: AtomicU64::new(0),
+            per_shard: AtomicUsize::new(0),
         };
-        kept.order.push_back((now, record.id.clone()));
-        kept.by_id.insert(record.id.clone(), (now, record));
-        // Oldest first out: expired ones, and any past the count.
-        while let Some((at, id)) = kept.order.front() {
-            if now.saturating_duration_since(*at) < retention && kept.order.len() <= max {
-                break;
-            }
-            let id = id.clone();
-            kept.order.pop_front();
-            kept.by_id.remove(&id);
-        }
+        retention.set(
+            Some((DEFAULT_FINISHED_RETENTION, DEFAULT_FINISHED_MAX)),
+            shards,
+        );
+        retention
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<RunRecord> {
-        let kept = self.kept();
-        let (retention, _) = kept.policy?;
-        let (at, record) = kept.by_id.get(id)?;
-        (at.elapsed() < retention).then(|| record.clone())
+    pub(crate) fn set(&self, keep: Option<(Duration, usize)>, shards: usize) {
+        let (for_ms, max) = keep.unwrap_or_default();
+        let for_ms = u64::try_from(for_ms.as_millis()).unwrap_or(u64::MAX);
+        // Relaxed: a setting; each shard applies it under its own lock.
+        self.for_ms.store(for_ms, Ordering::Relaxed);
+        self.per_shard
+            .store(max.div_ceil(shards.max(1)), Ordering::Relaxed);
+    }
+
+    /// How long, and how many per shard.
+    pub(crate) fn get(&self) -> (Duration, usize) {
+        (
+            Duration::from_millis(self.for_ms.load(Ordering::Relaxed)),
+            self.per_shard.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// One shard's ended runs, oldest first.
+#[derive(Default)]
+pub(crate) struct EndedRing(VecDeque<Ended>);
+
+impl EndedRing {
+    /// Remembers `ended`, forgetting the oldest past `max`. Records past their retention
+    /// are forgotten by `find` and pushed out by later ones; the count bounds the memory.
+    /// Returns the record it forgot, to be dropped outside the lock.
+    pub(crate) fn push(&mut self, ended: Ended, max: usize) -> Option<Ended> {
+        if max == 0 {
+            return Some(ended);
+        }
+        let forgotten = if self.0.len() >= max {
+            self.0.pop_front()
+        } else {
+            None
+        };
+        self.0.push_back(ended);
+        forgotten
+    }
+
+    pub(crate) fn find(&self, key: u128, retention: Duration) -> Option<&Ended> {
+        self.0
+            .iter()
+            .rev()
+            .find(|ended| ended.key == key)
+            .filter(|ended| ended.at.elapsed() < retention)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0 = VecDeque::new();
     }
 }

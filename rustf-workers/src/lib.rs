@@ -110,7 +110,7 @@ pub use context::WorkerContext;
 pub use error::{CancelReason, Error, Result};
 pub use global::WORKER;
 pub use handle::WorkerHandle;
-pub use history::{Attempt, RunRecord};
+pub use history::{Attempt, RunRecord, DEFAULT_FINISHED_MAX, DEFAULT_FINISHED_RETENTION};
 pub use idempotency::{IdempotencyStore, MemoryIdempotency};
 pub use installer::Installer;
 pub use options::{Backoff, WorkerOptions};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::history::{Ended, EndedMore};
 use crate::run::Run;
 use crate::{Attempt, CancelReason, Error, Result, RunState, RunStatus};
 
@@ -173,7 +174,6 @@ impl RunGuard {
         let run = &*self.run;
         let definition = &*run.definition;
         run.mark_finished();
-        definition.live.remove(run.key);
 
         let (status, result) = outcome.into_result(run.worker_name());
         if let Some(key) = run.unique_key() {
@@ -213,17 +213,30 @@ impl RunGuard {
         } else {
             now.saturating_duration_since(run.started)
         });
-        // Unlisted, counted, published, settled, in that order: a caller that awaited the
-        // result never finds the run in `running()` and reads statistics that include it;
-        // `shutdown` returns only after the outcome is out.
-        if definition.live.finished.enabled() {
-            definition.live.finished.keep(run.record(Some(Attempt {
-                number: run.attempt(),
-                state: RunState::from(status),
-                error: error.clone(),
-                duration_ms: Some(millis(elapsed)),
-            })));
-        }
+        // Unlisted (and remembered), counted, published, settled, in that order: a caller
+        // that awaited the result never finds the run in `running()` and reads statistics
+        // that include it; `shutdown` returns only after the outcome is out.
+        let retried = run.attempt() > 1;
+        definition.live.end(Ended {
+            key: run.key,
+            at: now,
+            worker: definition.serial,
+            attempt: run.attempt(),
+            state: RunState::from(status),
+            duration_ms: millis(elapsed),
+            // Only failed or retried runs have more to remember; only then is the run's
+            // lock taken, or anything allocated.
+            more: (error.is_some() || retried).then(|| {
+                Box::new(EndedMore {
+                    error: error.clone(),
+                    retried: if retried {
+                        run.take_retried()
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }),
+        });
         definition.counters.record(status, elapsed, error);
         run.close(result, status, duration_ms);
         // Its slot goes to the next runs that fit, before it stops counting as in

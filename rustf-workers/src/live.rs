@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use arc_swap::ArcSwap;
 
 use crate::admission::Admission;
-use crate::history::Finished;
+use crate::history::{Ended, EndedRing, Retention};
 use crate::padded::Padded;
 use crate::run::Run;
 use crate::{CheckpointStore, IdempotencyStore, MemoryCheckpoints, MemoryIdempotency};
@@ -32,7 +32,7 @@ pub(crate) enum Phase {
 /// definitions, so a finishing run reaches it without going through the registry. Each
 /// shard's lock is held for one map operation, never across an await or user code.
 pub(crate) struct LiveRuns {
-    shards: [Padded<Mutex<Map>>; SHARDS],
+    shards: [Padded<Mutex<Shard>>; SHARDS],
     phase: AtomicU8,
     /// Wakes `shutdown` when a run settles.
     idle: Notify,
@@ -42,13 +42,21 @@ pub(crate) struct LiveRuns {
     pub(crate) checkpoints: ArcSwap<Box<dyn CheckpointStore>>,
     /// Where successful runs with an idempotency key are remembered.
     pub(crate) idempotency: ArcSwap<Box<dyn IdempotencyStore>>,
-    /// Runs that have ended, when the registry keeps them.
-    pub(crate) finished: Finished,
+    /// How long and how many ended runs each shard remembers.
+    retention: Retention,
     /// Live runs by worker and unique key.
     pub(crate) unique: Mutex<HashMap<UniqueKey, Arc<Run>>>,
 }
 
 type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
+
+/// Live runs by key, and the runs that ended here lately: a run moves from one to the
+/// other under one lock.
+#[derive(Default)]
+struct Shard {
+    live: Map,
+    ended: EndedRing,
+}
 
 /// A worker's name and a unique key given by calls.
 pub(crate) type UniqueKey = (Box<str>, Box<str>);
@@ -56,14 +64,14 @@ pub(crate) type UniqueKey = (Box<str>, Box<str>);
 impl LiveRuns {
     pub(crate) fn new() -> Self {
         Self {
-            shards: std::array::from_fn(|_| Padded(Mutex::new(Map::default()))),
+            shards: std::array::from_fn(|_| Padded(Mutex::new(Shard::default()))),
             phase: AtomicU8::new(Phase::Open as u8),
             idle: Notify::new(),
             admission: Admission::new(),
             checkpoints: ArcSwap::from_pointee(Box::new(MemoryCheckpoints::new())),
             idempotency: ArcSwap::from_pointee(Box::new(MemoryIdempotency::new())),
             unique: Mutex::new(HashMap::new()),
-            finished: Finished::default(),
+            retention: Retention::new(SHARDS),
         }
     }
 
@@ -100,7 +108,7 @@ impl LiveRuns {
         }
     }
 
-    fn shard(&self, key: u128) -> MutexGuard<'_, Map> {
+    fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
         // Run keys are random uuids: the high bits pick the shard, the low bits the bucket.
         let index = (key >> 96) as usize % SHARDS;
         // Never held across user code, so a poisoned shard is still consistent.
@@ -111,17 +119,53 @@ impl LiveRuns {
     }
 
     pub(crate) fn insert(&self, run: Arc<Run>) {
-        self.shard(run.key).insert(run.key, run);
+        self.shard(run.key).live.insert(run.key, run);
     }
 
+    /// Unlists a run that never started (refused by a full queue).
     pub(crate) fn remove(&self, key: u128) {
-        let removed = self.shard(key).remove(&key);
+        let removed = self.shard(key).live.remove(&key);
+        // Dropped outside the lock: it may be the last reference to the run.
+        drop(removed);
+    }
+
+    /// Unlists a run that has ended and remembers it, under one lock.
+    pub(crate) fn end(&self, ended: Ended) {
+        let (_, max) = self.retention.get();
+        let (removed, forgotten) = {
+            let mut shard = self.shard(ended.key);
+            let removed = shard.live.remove(&ended.key);
+            let forgotten = shard.ended.push(ended, max);
+            (removed, forgotten)
+        };
+        drop(forgotten);
         // Dropped outside the lock: it may be the last reference to the run.
         drop(removed);
     }
 
     pub(crate) fn get(&self, key: u128) -> Option<Arc<Run>> {
-        self.shard(key).get(&key).cloned()
+        self.shard(key).live.get(&key).cloned()
+    }
+
+    /// `read` of what is remembered of the ended run `key`, if it still is.
+    pub(crate) fn ended<T>(&self, key: u128, read: impl FnOnce(&Ended) -> T) -> Option<T> {
+        let (retention, _) = self.retention.get();
+        self.shard(key).ended.find(key, retention).map(read)
+    }
+
+    /// Sets how long and how many ended runs are remembered; `None` forgets them all.
+    pub(crate) fn keep_ended(&self, keep: Option<(std::time::Duration, usize)>) {
+        self.retention.set(keep, SHARDS);
+        if keep.is_none_or(|(retention, max)| retention.is_zero() || max == 0) {
+            for shard in &self.shards {
+                shard
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .ended
+                    .clear();
+            }
+        }
     }
 
     /// Every live run, oldest first.
@@ -130,8 +174,8 @@ impl LiveRuns {
             .shards
             .iter()
             .flat_map(|shard| {
-                let map = shard.0.lock().unwrap_or_else(|e| e.into_inner());
-                map.values().cloned().collect::<Vec<_>>()
+                let shard = shard.0.lock().unwrap_or_else(|e| e.into_inner());
+                shard.live.values().cloned().collect::<Vec<_>>()
             })
             .collect();
         runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id().cmp(b.id())));

@@ -619,17 +619,39 @@ impl WorkerRegistry {
     ///
     /// [`Error::RunNotFound`] when the run is neither live nor kept.
     pub fn run_record(&self, run_id: &str) -> Result<RunRecord> {
-        match self.live_run(run_id) {
-            Ok(run) => Ok(run.record(None)),
-            Err(err) => self.inner.live.finished.get(run_id).ok_or(err),
-        }
+        let err = match self.live_run(run_id) {
+            Ok(run) => return Ok(run.record(None)),
+            Err(err) => err,
+        };
+        let key = uuid::Uuid::try_parse(run_id)
+            .map_err(|_| err.clone())?
+            .as_u128();
+        let catalog = self.inner.catalog.load();
+        self.inner
+            .live
+            .ended(key, |ended| {
+                let worker = catalog
+                    .definitions
+                    .values()
+                    .find(|definition| definition.serial == ended.worker)
+                    .map_or_else(String::new, |definition| definition.name.to_string());
+                ended.record(run_id.to_owned(), worker)
+            })
+            .ok_or(err)
     }
 
-    /// Keeps the records of ended runs (state and attempts, for
-    /// [`run_record`](Self::run_record)) for `retention`, at most `max` of them, oldest
-    /// dropped first. Off by default; `None` turns it off and forgets what was kept.
+    /// How long, and how many, ended runs are remembered for
+    /// [`run_record`](Self::run_record): by default the last
+    /// [`DEFAULT_FINISHED_MAX`](crate::DEFAULT_FINISHED_MAX) (1024) for
+    /// [`DEFAULT_FINISHED_RETENTION`](crate::DEFAULT_FINISHED_RETENTION) (10 minutes).
+    ///
+    /// The records are kept beside the live runs, in 32 shards, so `max` is rounded up to
+    /// a multiple of 32, and the oldest are dropped shard by shard (roughly, not strictly,
+    /// oldest first). A record is a few dozen bytes plus the error message of a failed
+    /// attempt. `None`, a zero `max` or a zero `retention` turns it off and forgets what
+    /// was kept.
     pub fn keep_finished_runs(&self, keep: Option<(Duration, usize)>) {
-        self.inner.live.finished.set_policy(keep);
+        self.inner.live.keep_ended(keep);
     }
 
     /// The live run `run_id`.

@@ -316,6 +316,15 @@ impl Run {
         self.mailbox().extra().retried.push(attempt);
     }
 
+    /// The attempts that ended in a retry, taken out for the run's record when it ends.
+    pub(crate) fn take_retried(&self) -> Vec<Attempt> {
+        self.mailbox()
+            .extra
+            .as_mut()
+            .map(|extra| std::mem::take(&mut extra.retried))
+            .unwrap_or_default()
+    }
+
     /// The run's state and attempts; `last` describes the final attempt once it has
     /// ended, else the attempt under way is listed as running.
     pub(crate) fn record(&self, last: Option<Attempt>) -> RunRecord {

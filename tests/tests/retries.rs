@@ -214,7 +214,7 @@ async fn state_and_attempt_history_while_live_and_for_a_while_after() {
     // Kept for the retention, then forgotten.
     tokio::time::sleep(Duration::from_secs(61)).await;
     assert!(workers.run_record(&id).unwrap_err().is_run_not_found());
-    // Off by default: an ended run is gone at once.
+    // Turned off: an ended run is gone at once.
     workers.keep_finished_runs(None);
     let quick = workers
         .call("flaky", None, Some(json!({ "succeed_on": 1 })))
@@ -226,4 +226,48 @@ async fn state_and_attempt_history_while_live_and_for_a_while_after() {
         .run_record(&quick_id)
         .unwrap_err()
         .is_run_not_found());
+}
+
+#[tokio::test(start_paused = true)]
+async fn ended_runs_are_remembered_by_default_within_a_bound() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("fails", |_ctx| async { Err(Error::internal("no luck")) })
+        .await
+        .unwrap();
+    let handle = workers.call("fails", None, None).await.unwrap();
+    let id = handle.id().to_owned();
+    assert!(handle.await_result().await.is_err());
+    // No set-up: the record outlives the run.
+    let record = workers.run_record(&id).unwrap();
+    assert_eq!(
+        (record.worker.as_str(), record.state),
+        ("fails", RunState::Failed)
+    );
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(
+        record.attempts[0].error.as_deref(),
+        Some("internal error: no luck")
+    );
+    // For the default retention, then forgotten.
+    tokio::time::sleep(rustf_workers::DEFAULT_FINISHED_RETENTION).await;
+    assert!(workers.run_record(&id).unwrap_err().is_run_not_found());
+
+    // At most `max` (rounded up to the 32 shards): 64 remembered of 1000.
+    workers.keep_finished_runs(Some((Duration::from_secs(60), 64)));
+    let mut ids = Vec::new();
+    for _ in 0..1000 {
+        let handle = workers.call("fails", None, None).await.unwrap();
+        ids.push(handle.id().to_owned());
+        let _ = handle.await_result().await;
+    }
+    let kept = ids
+        .iter()
+        .filter(|id| workers.run_record(id).is_ok())
+        .count();
+    assert!((1..=64).contains(&kept), "{kept} records kept");
+    // The newest is always among them.
+    assert!(workers.run_record(ids.last().unwrap()).is_ok());
+    // A malformed or unknown id is not found, not an error of another kind.
+    assert!(workers.run_record("nope").unwrap_err().is_run_not_found());
 }
