@@ -1,6 +1,5 @@
 //! A run's attempts, and what the registry remembers of runs that have ended.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -128,36 +127,44 @@ impl Retention {
     }
 }
 
-/// One shard's ended runs, oldest first.
+/// One shard's ended runs: a ring that overwrites the oldest once full.
 #[derive(Default)]
-pub(crate) struct EndedRing(VecDeque<Ended>);
+pub(crate) struct EndedRing {
+    slots: Vec<Ended>,
+    /// The oldest, overwritten next once `slots` is full.
+    next: usize,
+}
 
 impl EndedRing {
     /// Remembers `ended`, forgetting the oldest past `max`. Records past their retention
-    /// are forgotten by `find` and pushed out by later ones; the count bounds the memory.
+    /// are hidden by `find` and overwritten by later ones; the count bounds the memory.
     /// Returns the record it forgot, to be dropped outside the lock.
     pub(crate) fn push(&mut self, ended: Ended, max: usize) -> Option<Ended> {
+        if self.slots.len() < max {
+            self.slots.push(ended);
+            return None;
+        }
         if max == 0 {
             return Some(ended);
         }
-        let forgotten = if self.0.len() >= max {
-            self.0.pop_front()
-        } else {
-            None
-        };
-        self.0.push_back(ended);
-        forgotten
+        if self.slots.len() > max {
+            // The bound was lowered.
+            self.slots.truncate(max);
+            self.next = 0;
+        }
+        let oldest = self.next;
+        self.next = if oldest + 1 == max { 0 } else { oldest + 1 };
+        Some(std::mem::replace(&mut self.slots[oldest], ended))
     }
 
     pub(crate) fn find(&self, key: u128, retention: Duration) -> Option<&Ended> {
-        self.0
+        self.slots
             .iter()
-            .rev()
             .find(|ended| ended.key == key)
             .filter(|ended| ended.at.elapsed() < retention)
     }
 
     pub(crate) fn clear(&mut self) {
-        self.0 = VecDeque::new();
+        *self = Self::default();
     }
 }

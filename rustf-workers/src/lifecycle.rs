@@ -80,7 +80,9 @@ impl RunGuard {
 
     /// When the current attempt times out.
     pub(crate) fn deadline(&self) -> Option<Deadline> {
-        Deadline::from(self.attempt_started(), self.run.timeout)
+        // Most runs have no timeout: no clock arithmetic for them.
+        let timeout = self.run.timeout?;
+        Deadline::from(self.attempt_started(), Some(timeout))
     }
 
     /// An attempt ended: retry after a backoff if the policy allows, else finish.

@@ -146,12 +146,23 @@ struct Mailbox {
     reader_waiting: bool,
     /// The caller's result once the run has ended; cloned out, so every handle and
     /// watcher reads the same.
-    outcome: Option<Result<()>>,
+    outcome: Option<Stored>,
     /// How the run ended and how long it took in all, in milliseconds: with `outcome`,
     /// what watchers see.
     ended: Option<(RunStatus, u64)>,
     /// What only some runs use, created by the first of them.
     extra: Option<Box<Extra>>,
+}
+
+/// A run's result as the mailbox keeps it: the error boxed, because `Error` is several
+/// times the size of a pointer and most runs end without one.
+type Stored = std::result::Result<(), Box<Error>>;
+
+fn unstore(stored: &Stored) -> Result<()> {
+    match stored {
+        Ok(()) => Ok(()),
+        Err(err) => Err((**err).clone()),
+    }
 }
 
 /// The parts of a run's mailbox that most runs never use, kept out of its allocation.
@@ -592,10 +603,10 @@ impl Run {
 
     /// The result for an attached handle, once the run has ended.
     pub(crate) fn shared_result(&self) -> Result<()> {
-        self.mailbox()
-            .outcome
-            .clone()
-            .unwrap_or_else(|| Err(Error::internal("the run ended without a result")))
+        self.mailbox().outcome.as_ref().map_or_else(
+            || Err(Error::internal("the run ended without a result")),
+            unstore,
+        )
     }
 
     /// The outcome as watchers see it, once the run has ended.
@@ -608,7 +619,7 @@ impl Run {
                 .outcome
                 .as_ref()
                 .and_then(|outcome| outcome.as_ref().err())
-                .map(ToString::to_string),
+                .map(|err| err.to_string()),
             duration_ms,
         })
     }
@@ -640,7 +651,9 @@ impl Run {
         poll_fn(|cx| {
             self.poll_reader(cx, |run| {
                 let closed = run.signal.load(Ordering::Acquire) & CLOSED != 0;
-                closed.then(|| run.mailbox().outcome.clone()).flatten()
+                closed
+                    .then(|| run.mailbox().outcome.as_ref().map(unstore))
+                    .flatten()
             })
         })
         .await
@@ -730,7 +743,7 @@ impl Run {
             (
                 (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
-                mailbox.outcome.clone(),
+                mailbox.outcome.as_ref().map(unstore),
             )
         };
         if wake_writers {
@@ -745,7 +758,7 @@ impl Run {
         let (wake_writers, watchers) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
-            mailbox.outcome = Some(outcome);
+            mailbox.outcome = Some(outcome.map_err(Box::new));
             mailbox.ended = Some((status, duration_ms));
             (
                 std::mem::take(&mut mailbox.writer_waiting),
