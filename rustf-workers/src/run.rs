@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures::task::AtomicWaker;
 use serde_json::Value;
@@ -141,9 +141,10 @@ struct Mailbox {
     closed: bool,
     /// An `emit_wait` is waiting for room; whoever makes room wakes the waiters.
     writer_waiting: bool,
-    /// The handle found nothing and registered its waker; the next message wakes it.
-    /// Keeps `emit` from touching the waker while the reader is busy.
-    reader_waiting: bool,
+    /// The handle found nothing and left its waker; the next message wakes it. Kept under
+    /// the lock both sides take anyway, so a reader that waits again and again re-registers
+    /// without touching an atomic, and `emit` leaves a busy reader alone.
+    waiting_reader: Option<Waker>,
     /// The caller's result once the run has ended; cloned out, so every handle and
     /// watcher reads the same.
     outcome: Option<Stored>,
@@ -243,7 +244,7 @@ impl Run {
                 attached: true,
                 closed: false,
                 writer_waiting: false,
-                reader_waiting: false,
+                waiting_reader: None,
                 outcome: None,
                 ended: None,
                 extra: keeps_history.then(|| {
@@ -530,10 +531,10 @@ impl Run {
         }
         self.share(&mut mailbox, &message);
         mailbox.queue.push_back(message);
-        let wake_reader = std::mem::take(&mut mailbox.reader_waiting);
+        let reader = mailbox.waiting_reader.take();
         drop(mailbox);
-        if wake_reader {
-            self.reader.wake();
+        if let Some(reader) = reader {
+            reader.wake();
         }
         Offer::Done(Ok(()))
     }
@@ -637,7 +638,7 @@ impl Run {
         if let Some(message) = batch.pop_front() {
             return Poll::Ready(Some(message));
         }
-        self.poll_reader(cx, |run| run.refill(batch))
+        self.refill(cx, batch)
     }
 
     /// Detaches the reader, then waits for the outcome and takes it. Only the handle
@@ -676,17 +677,22 @@ impl Run {
         }
     }
 
-    /// Moves every queued message into the reader's empty `batch` and returns the first:
-    /// `Some(message)`, `Some(None)` at the end of the stream, `None` for "not yet" (and
-    /// then the next message wakes the reader).
-    fn refill(&self, batch: &mut VecDeque<Value>) -> Option<Option<Value>> {
+    /// Moves every queued message into the reader's empty `batch` and returns the first,
+    /// or `None` at the end of the stream. When there is nothing yet, the reader registers
+    /// under the lock the emitter takes, so one critical section decides between "take"
+    /// and "wait": a reader that catches up with its emitter takes the lock once per wake,
+    /// not twice.
+    fn refill(&self, cx: &mut Context<'_>, batch: &mut VecDeque<Value>) -> Poll<Option<Value>> {
         let mut mailbox = self.mailbox();
         if mailbox.queue.is_empty() {
             if mailbox.closed {
-                return Some(None);
+                return Poll::Ready(None);
             }
-            mailbox.reader_waiting = true;
-            return None;
+            match &mut mailbox.waiting_reader {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
         }
         std::mem::swap(&mut mailbox.queue, batch);
         let wake_writers = std::mem::take(&mut mailbox.writer_waiting);
@@ -694,7 +700,7 @@ impl Run {
         if wake_writers {
             self.waiters.notify_waiters();
         }
-        Some(batch.pop_front())
+        Poll::Ready(batch.pop_front())
     }
 
     /// `Ok` if nobody has read the run's messages for `idle`; else when to look again.
@@ -734,7 +740,7 @@ impl Run {
     /// The reader is gone: drop what it did not read, and discard what comes later.
     /// Returns the outcome if the run has one already, in the same critical section.
     pub(crate) fn detach(&self) -> Option<Result<()>> {
-        let (unread, wake_writers, outcome) = {
+        let (unread, wake_writers, outcome, reader) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
             if self.idle_stops() && !mailbox.listened() {
@@ -744,18 +750,20 @@ impl Run {
                 (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
                 mailbox.outcome.as_ref().map(unstore),
+                // The reader is leaving: its waker is no longer wanted.
+                mailbox.waiting_reader.take(),
             )
         };
         if wake_writers {
             self.waiters.notify_waiters();
         }
-        drop(unread);
+        drop((unread, reader));
         outcome
     }
 
     /// Ends the message streams, and stores the outcome for the handle and the watchers.
     pub(crate) fn close(&self, outcome: Result<()>, status: RunStatus, duration_ms: u64) {
-        let (wake_writers, watchers) = {
+        let (wake_writers, watchers, reader) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
             mailbox.outcome = Some(outcome.map_err(Box::new));
@@ -766,9 +774,13 @@ impl Run {
                     .extra
                     .as_mut()
                     .and_then(|extra| extra.watchers.take()),
+                mailbox.waiting_reader.take(),
             )
         };
         drop(watchers);
+        if let Some(reader) = reader {
+            reader.wake();
+        }
         // Release: a reader that sees CLOSED sees the outcome stored above.
         self.signal.fetch_or(CLOSED, Ordering::Release);
         self.reader.wake();
