@@ -44,19 +44,23 @@ use crate::{CancelReason, Error, Result, Subscription};
 pub struct WorkerHandle {
     run: Arc<Run>,
     /// Messages taken from the run's buffer and not yet returned by `recv`.
-    batch: VecDeque<Value>,
+    // Boxed, and made by the first message read: a handle is kept by every caller that
+    // awaits a run (100k of them in the benchmark's concurrent row), and most never read
+    // a message. 24 bytes in all instead of 80.
+    #[allow(clippy::box_collection)]
+    batch: Option<Box<VecDeque<Value>>>,
     /// `await_result` already detached the reader; dropping has nothing left to do.
     detached: bool,
     /// A handle that attached to a run another call started (same unique key) reads
     /// through a subscription, leaving the first handle's stream alone.
-    attached: Option<Subscription>,
+    attached: Option<Box<Subscription>>,
 }
 
 impl WorkerHandle {
     pub(crate) fn new(run: Arc<Run>) -> Self {
         Self {
             run,
-            batch: VecDeque::new(),
+            batch: None,
             detached: false,
             attached: None,
         }
@@ -67,9 +71,9 @@ impl WorkerHandle {
         let (history, watcher) = run.attach();
         Self {
             run,
-            batch: history,
+            batch: Some(Box::new(history)),
             detached: true,
-            attached: Some(watcher),
+            attached: Some(Box::new(watcher)),
         }
     }
 
@@ -105,7 +109,7 @@ impl WorkerHandle {
     pub async fn recv(&mut self) -> Option<Value> {
         if let Some(watcher) = &mut self.attached {
             // First what was emitted before this handle attached.
-            if let Some(message) = self.batch.pop_front() {
+            if let Some(message) = self.batch.as_mut().and_then(|batch| batch.pop_front()) {
                 return Some(message);
             }
             loop {
@@ -116,7 +120,8 @@ impl WorkerHandle {
                 }
             }
         }
-        poll_fn(|cx| self.run.poll_recv(cx, &mut self.batch)).await
+        let batch = self.batch.get_or_insert_with(Box::default);
+        poll_fn(|cx| self.run.poll_recv(cx, batch)).await
     }
 
     /// Cancels the run: its handler is dropped at its next `.await`, and
