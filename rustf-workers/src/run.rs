@@ -147,23 +147,12 @@ struct Mailbox {
     waiting_reader: Option<Waker>,
     /// The caller's result once the run has ended; cloned out, so every handle and
     /// watcher reads the same.
-    outcome: Option<Stored>,
+    outcome: Option<Result<()>>,
     /// How the run ended and how long it took in all, in milliseconds: with `outcome`,
     /// what watchers see.
     ended: Option<(RunStatus, u64)>,
     /// What only some runs use, created by the first of them.
     extra: Option<Box<Extra>>,
-}
-
-/// A run's result as the mailbox keeps it: the error boxed, because `Error` is several
-/// times the size of a pointer and most runs end without one.
-type Stored = std::result::Result<(), Box<Error>>;
-
-fn unstore(stored: &Stored) -> Result<()> {
-    match stored {
-        Ok(()) => Ok(()),
-        Err(err) => Err((**err).clone()),
-    }
 }
 
 /// The parts of a run's mailbox that most runs never use, kept out of its allocation.
@@ -604,10 +593,10 @@ impl Run {
 
     /// The result for an attached handle, once the run has ended.
     pub(crate) fn shared_result(&self) -> Result<()> {
-        self.mailbox().outcome.as_ref().map_or_else(
-            || Err(Error::internal("the run ended without a result")),
-            unstore,
-        )
+        self.mailbox()
+            .outcome
+            .clone()
+            .unwrap_or_else(|| Err(Error::internal("the run ended without a result")))
     }
 
     /// The outcome as watchers see it, once the run has ended.
@@ -620,7 +609,7 @@ impl Run {
                 .outcome
                 .as_ref()
                 .and_then(|outcome| outcome.as_ref().err())
-                .map(|err| err.to_string()),
+                .map(ToString::to_string),
             duration_ms,
         })
     }
@@ -641,7 +630,7 @@ impl Run {
         self.refill(cx, batch)
     }
 
-    /// Detaches the reader, then waits for the outcome and takes it. Only the handle
+    /// Detaches the reader, then waits for the outcome and reads it. Only the handle
     /// calls this, once.
     pub(crate) async fn outcome(&self) -> Result<()> {
         if let Some(outcome) = self.detach() {
@@ -652,9 +641,7 @@ impl Run {
         poll_fn(|cx| {
             self.poll_reader(cx, |run| {
                 let closed = run.signal.load(Ordering::Acquire) & CLOSED != 0;
-                closed
-                    .then(|| run.mailbox().outcome.as_ref().map(unstore))
-                    .flatten()
+                closed.then(|| run.mailbox().outcome.clone()).flatten()
             })
         })
         .await
@@ -749,7 +736,7 @@ impl Run {
             (
                 (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
-                mailbox.outcome.as_ref().map(unstore),
+                mailbox.outcome.clone(),
                 // The reader is leaving: its waker is no longer wanted.
                 mailbox.waiting_reader.take(),
             )
@@ -766,7 +753,7 @@ impl Run {
         let (wake_writers, watchers, reader) = {
             let mut mailbox = self.mailbox();
             mailbox.closed = true;
-            mailbox.outcome = Some(outcome.map_err(Box::new));
+            mailbox.outcome = Some(outcome);
             mailbox.ended = Some((status, duration_ms));
             (
                 std::mem::take(&mut mailbox.writer_waiting),
