@@ -84,7 +84,7 @@ impl Ended {
 
 /// How long and how many ended runs are remembered.
 pub(crate) struct Retention {
-    /// Milliseconds; 0 with `per_shard` 0 is off.
+    /// Milliseconds; 0 (with `per_shard` 0) is off.
     for_ms: AtomicU64,
     /// At most this many in each shard of the live table.
     per_shard: AtomicUsize,
@@ -112,6 +112,8 @@ impl Retention {
     pub(crate) fn set(&self, keep: Option<(Duration, usize)>, shards: usize) {
         let (for_ms, max) = keep.unwrap_or_default();
         let for_ms = u64::try_from(for_ms.as_millis()).unwrap_or(u64::MAX);
+        // Nothing is shown after a zero retention: nothing is kept either.
+        let max = if for_ms == 0 { 0 } else { max };
         // Relaxed: a setting; each shard applies it under its own lock.
         self.for_ms.store(for_ms, Ordering::Relaxed);
         self.per_shard

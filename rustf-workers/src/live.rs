@@ -156,7 +156,7 @@ impl LiveRuns {
     /// Sets how long and how many ended runs are remembered; `None` forgets them all.
     pub(crate) fn keep_ended(&self, keep: Option<(std::time::Duration, usize)>) {
         self.retention.set(keep, SHARDS);
-        if keep.is_none_or(|(retention, max)| retention.is_zero() || max == 0) {
+        if self.retention.get().1 == 0 {
             for shard in &self.shards {
                 shard
                     .0

@@ -268,6 +268,12 @@ async fn ended_runs_are_remembered_by_default_within_a_bound() {
     assert!((1..=64).contains(&kept), "{kept} records kept");
     // The newest is always among them.
     assert!(workers.run_record(ids.last().unwrap()).is_ok());
+    // A zero retention keeps nothing, as `None` does.
+    workers.keep_finished_runs(Some((Duration::ZERO, 64)));
+    let handle = workers.call("fails", None, None).await.unwrap();
+    let id = handle.id().to_owned();
+    let _ = handle.await_result().await;
+    assert!(workers.run_record(&id).unwrap_err().is_run_not_found());
     // A malformed or unknown id is not found, not an error of another kind.
     assert!(workers.run_record("nope").unwrap_err().is_run_not_found());
 }
