@@ -177,3 +177,33 @@ async fn emitting_through_a_context_kept_past_the_run_is_an_error() {
     assert!(err.to_string().contains(handle.id()));
     assert_eq!(handle.recv().await, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_moved_to_another_task_is_woken_there() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("late", |ctx| async move {
+            ctx.sleep(Duration::from_millis(10)).await;
+            ctx.emit(json!("late"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut handle = workers.call("late", None, None).await.unwrap();
+    // This task waits for a message, leaves its waker, and gives up.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), handle.recv())
+            .await
+            .is_err()
+    );
+    // Another task waits on the same handle: the message must wake that one.
+    let reader = tokio::spawn(async move {
+        let first = handle.recv().await;
+        (first, handle.recv().await)
+    });
+    let read = tokio::time::timeout(Duration::from_secs(1), reader)
+        .await
+        .expect("the second task was woken")
+        .unwrap();
+    assert_eq!(read, (Some(json!("late")), None));
+}
