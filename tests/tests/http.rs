@@ -156,7 +156,21 @@ async fn live_runs_and_their_last_message() {
     get(&router, "/runs/not-a-run")
         .await
         .error(StatusCode::NOT_FOUND, "run_not_found");
+
+    // Once ended, the same address gives the remembered record...
+    let id = handle.id().to_owned();
     handle.cancel().await.unwrap();
+    assert!(handle.await_result().await.unwrap_err().is_cancelled());
+    let ended = get(&router, &format!("/runs/{id}")).await.json();
+    assert_eq!(ended["id"], id);
+    assert_eq!(ended["worker"], "forever");
+    assert_eq!(ended["state"], "cancelled");
+    assert_eq!(ended["attempts"][0]["state"], "cancelled");
+    // ...until the registry forgets it.
+    workers.keep_finished_runs(None);
+    get(&router, &format!("/runs/{id}"))
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
 }
 
 #[tokio::test]

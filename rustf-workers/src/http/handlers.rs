@@ -61,7 +61,11 @@ pub(super) async fn runs(State(http): Shared) -> Json<Value> {
 pub(super) async fn run(State(http): Shared, Path(id): Path<String>) -> Response {
     match http.registry.run_info(&id) {
         Ok(info) => Json(info).into_response(),
-        Err(err) => error(&err),
+        // Ended: what the registry remembers of it, while it does.
+        Err(err) => match http.registry.run_record(&id) {
+            Ok(record) => Json(record).into_response(),
+            Err(_) => error(&err),
+        },
     }
 }
 
