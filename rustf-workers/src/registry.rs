@@ -340,7 +340,7 @@ impl WorkerRegistry {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
-        self.start(name, payload, &options)
+        self.start(name, payload, &options, true)
             .map(Started::into_handle)
     }
 
@@ -357,11 +357,18 @@ impl WorkerRegistry {
         payload: Option<Value>,
         options: CallOptions,
     ) -> Result<WorkerHandle> {
-        self.start(name, payload, &options)
+        self.start(name, payload, &options, true)
             .map(Started::into_handle)
     }
 
-    fn start(&self, name: &str, payload: Option<Value>, options: &CallOptions) -> Result<Started> {
+    /// Starts a run; `read` says whether a handle will read its messages.
+    fn start(
+        &self,
+        name: &str,
+        payload: Option<Value>,
+        options: &CallOptions,
+        read: bool,
+    ) -> Result<Started> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
         if let Some(check) = definition.check_payload {
@@ -433,6 +440,7 @@ impl WorkerRegistry {
             // Relaxed: settings read once per run; no other data depends on them.
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
+            read,
             limited,
             max_attempts: if daemon {
                 u32::MAX
@@ -510,9 +518,10 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        match self.start(name, payload, &CallOptions::new())? {
-            // Straight to the outcome: a handle would only be built to be taken apart.
-            Started::Own(run) => run.outcome().await,
+        match self.start(name, payload, &CallOptions::new(), false)? {
+            // Straight to the outcome: a handle would only be built to be taken apart, and
+            // the run was started with nobody reading its messages.
+            Started::Own(run) => run.detached_outcome().await,
             attached => attached.into_handle().await_result().await,
         }
     }

@@ -100,6 +100,9 @@ pub(crate) struct RunSettings {
     pub(crate) capacity: usize,
     /// Whether to keep the last message for listings.
     pub(crate) keep_last: bool,
+    /// Whether a handle will read the messages: `WORKER::run` never does, so its runs
+    /// discard them from the start and never need to detach.
+    pub(crate) read: bool,
     /// Whether it counts against concurrency caps.
     pub(crate) limited: bool,
     /// 1 plus the retries; unbounded for a daemon.
@@ -206,6 +209,7 @@ impl Run {
         let RunSettings {
             capacity,
             keep_last,
+            read,
             limited,
             max_attempts,
             daemon,
@@ -213,13 +217,16 @@ impl Run {
             keys,
         } = settings;
         let keeps_history = keys.as_ref().is_some_and(|keys| keys.unique.is_some());
+        let started = Instant::now();
+        // Unheard from the start when nobody will read, for a worker that stops when idle.
+        let unheard_since = (!read && definition.options.idle_after().is_some()).then_some(started);
         Self {
             key: Uuid::new_v4().as_u128(),
             id: OnceLock::new(),
             definition,
             payload,
             config,
-            started: Instant::now(),
+            started,
             limited,
             // A limited run waits for its slot; `Admission::enter` starts it at once when
             // there is room.
@@ -241,15 +248,16 @@ impl Run {
             waiters: Notify::new(),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
-                attached: true,
+                attached: read,
                 closed: false,
                 writer_waiting: false,
                 waiting_reader: None,
                 outcome: None,
                 ended: None,
-                extra: keeps_history.then(|| {
+                extra: (keeps_history || unheard_since.is_some()).then(|| {
                     Box::new(Extra {
-                        history: Some(VecDeque::new()),
+                        history: keeps_history.then(VecDeque::new),
+                        unheard_since,
                         ..Extra::default()
                     })
                 }),
@@ -270,6 +278,7 @@ impl Run {
         let settings = RunSettings {
             capacity: 1,
             keep_last: false,
+            read: false,
             limited: false,
             max_attempts: 1,
             daemon: false,
@@ -647,6 +656,12 @@ impl Run {
         if let Some(outcome) = self.detach() {
             return outcome;
         }
+        self.detached_outcome().await
+    }
+
+    /// Waits for the outcome of a run nobody reads messages from (detached, or never
+    /// attached), and reads it.
+    pub(crate) async fn detached_outcome(&self) -> Result<()> {
         // Waits on the CLOSED bit rather than the lock: messages emitted meanwhile are
         // discarded without waking this reader.
         poll_fn(|cx| {
