@@ -31,8 +31,6 @@ const ABORT: u8 = 1 << 1;
 const BY_SHUTDOWN: u8 = 1 << 2;
 /// The run has an outcome; it can no longer be cancelled.
 const FINISHED: u8 = 1 << 3;
-/// The outcome is stored in the mailbox: the handle can take it without waiting.
-const CLOSED: u8 = 1 << 4;
 
 /// One run: identity, inputs, stop signals, message mailbox and per-run state.
 ///
@@ -55,9 +53,6 @@ pub(crate) struct Run {
     mailbox: Mutex<Mailbox>,
     /// The run's task, woken by `abort`.
     pub(crate) task: AtomicWaker,
-    /// The handle's task, woken when the run ends. One reader at a time (`recv` takes
-    /// `&mut`, `await_result` takes the handle), so no queue of waiters.
-    reader: AtomicWaker,
     /// Waiters on the context side: `cancelled()` (a stop request) and `emit_wait` (room
     /// in the buffer, the reader left, or the run ended). Rare, so they share one list and
     /// re-check their own condition when woken.
@@ -138,6 +133,17 @@ impl Mailbox {
     /// Whether someone reads the run's messages: its handle, or a watcher.
     fn listened(&self) -> bool {
         self.attached || self.watchers().is_some_and(|w| w.receiver_count() > 0)
+    }
+}
+
+/// Leaves the reader's waker in `slot` (held under the mailbox lock), keeping the one
+/// already there when it wakes the same task: a reader that waits again and again
+/// registers without touching an atomic. One reader at a time (`recv` takes `&mut`,
+/// `await_result` takes the handle), so no queue of waiters.
+fn wait_in(slot: &mut Option<Waker>, cx: &mut Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        slot => *slot = Some(cx.waker().clone()),
     }
 }
 
@@ -244,7 +250,6 @@ impl Run {
             checkpointed: AtomicBool::new(false),
             signal: AtomicU8::new(0),
             task: AtomicWaker::new(),
-            reader: AtomicWaker::new(),
             waiters: Notify::new(),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
@@ -660,34 +665,19 @@ impl Run {
     }
 
     /// Waits for the outcome of a run nobody reads messages from (detached, or never
-    /// attached), and reads it.
+    /// attached), and reads it. The wait leaves its waker in the mailbox like `recv`
+    /// does; a detached run's messages are discarded before they reach it, so only the
+    /// run's end wakes it.
     pub(crate) async fn detached_outcome(&self) -> Result<()> {
-        // Waits on the CLOSED bit rather than the lock: messages emitted meanwhile are
-        // discarded without waking this reader.
         poll_fn(|cx| {
-            self.poll_reader(cx, |run| {
-                let closed = run.signal.load(Ordering::Acquire) & CLOSED != 0;
-                closed.then(|| run.mailbox().outcome.clone()).flatten()
-            })
+            let mut mailbox = self.mailbox();
+            if let Some(outcome) = &mailbox.outcome {
+                return Poll::Ready(outcome.clone());
+            }
+            wait_in(&mut mailbox.waiting_reader, cx);
+            Poll::Pending
         })
         .await
-    }
-
-    /// Checks, and only if there is nothing yet registers the reader and checks again:
-    /// a ready reader leaves no waker behind to be woken for nothing.
-    fn poll_reader<T>(
-        &self,
-        cx: &mut Context<'_>,
-        mut check: impl FnMut(&Self) -> Option<T>,
-    ) -> Poll<T> {
-        if let Some(ready) = check(self) {
-            return Poll::Ready(ready);
-        }
-        self.reader.register(cx.waker());
-        match check(self) {
-            Some(ready) => Poll::Ready(ready),
-            None => Poll::Pending,
-        }
     }
 
     /// Moves every queued message into the reader's empty `batch` and returns the first,
@@ -701,10 +691,7 @@ impl Run {
             if mailbox.closed {
                 return Poll::Ready(None);
             }
-            match &mut mailbox.waiting_reader {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
+            wait_in(&mut mailbox.waiting_reader, cx);
             return Poll::Pending;
         }
         std::mem::swap(&mut mailbox.queue, batch);
@@ -794,9 +781,6 @@ impl Run {
         if let Some(reader) = reader {
             reader.wake();
         }
-        // Release: a reader that sees CLOSED sees the outcome stored above.
-        self.signal.fetch_or(CLOSED, Ordering::Release);
-        self.reader.wake();
         if wake_writers {
             self.waiters.notify_waiters();
         }
