@@ -461,12 +461,12 @@ impl WorkerRegistry {
                     })
                 }),
         };
-        let run = Arc::new(Run::new(
+        let run = Run::new(
             Arc::clone(definition),
             payload,
             Arc::clone(&catalog.config),
             settings,
-        ));
+        );
         if let Some((mut runs, key)) = unique {
             runs.insert((name.into(), key.into()), Arc::clone(&run));
         }

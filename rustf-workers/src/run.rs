@@ -206,7 +206,20 @@ impl Mailbox {
 }
 
 impl Run {
+    /// A new run, in its shared allocation.
     pub(crate) fn new(
+        definition: Arc<Definition>,
+        payload: Option<Value>,
+        config: Arc<AppConfig>,
+        settings: RunSettings,
+    ) -> Arc<Self> {
+        // Built where `Arc::new` takes it from: the run is several hundred bytes, and a
+        // frame of its own would cost one more copy.
+        Arc::new(Self::build(definition, payload, config, settings))
+    }
+
+    #[inline(always)]
+    fn build(
         definition: Arc<Definition>,
         payload: Option<Value>,
         config: Arc<AppConfig>,
@@ -290,7 +303,7 @@ impl Run {
             timeout: None,
             keys: None,
         };
-        let mut run = Self::new(definition, None, config, settings);
+        let mut run = Self::build(definition, None, config, settings);
         if let Ok(id) = Uuid::try_parse(run_id) {
             run.key = id.as_u128();
         }
