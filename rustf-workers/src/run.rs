@@ -161,9 +161,10 @@ struct Mailbox {
     closed: bool,
     /// An `emit_wait` is waiting for room; whoever makes room wakes the waiters.
     writer_waiting: bool,
-    /// The handle found nothing and left its waker; the next message wakes it. Kept under
-    /// the lock both sides take anyway, so a reader that waits again and again re-registers
-    /// without touching an atomic, and `emit` leaves a busy reader alone.
+    /// The handle found nothing (no message, or no outcome yet) and left its waker; the
+    /// next message, or the run's end, wakes it. Kept under the lock both sides take
+    /// anyway, so a reader that waits again and again re-registers without touching an
+    /// atomic, and `emit` leaves a busy reader alone.
     waiting_reader: Option<Waker>,
     /// The caller's result once the run has ended; cloned out, so every handle and
     /// watcher reads the same.
