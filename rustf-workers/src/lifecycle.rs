@@ -219,26 +219,29 @@ impl RunGuard {
         // that awaited the result never finds the run in `running()` and reads statistics
         // that include it; `shutdown` returns only after the outcome is out.
         let retried = run.attempt() > 1;
-        definition.live.end(Ended {
-            key: run.key,
-            at: now,
-            worker: definition.serial,
-            attempt: run.attempt(),
-            state: RunState::from(status),
-            duration_ms: millis(elapsed),
-            // Only failed or retried runs have more to remember; only then is the run's
-            // lock taken, or anything allocated.
-            more: (error.is_some() || retried).then(|| {
-                Box::new(EndedMore {
-                    error: error.clone(),
-                    retried: if retried {
-                        run.take_retried()
-                    } else {
-                        Vec::new()
-                    },
-                })
-            }),
-        });
+        definition.live.end(
+            run,
+            Ended {
+                key: run.key,
+                at: now,
+                worker: definition.serial,
+                attempt: run.attempt(),
+                state: RunState::from(status),
+                duration_ms: millis(elapsed),
+                // Only failed or retried runs have more to remember; only then is the run's
+                // lock taken, or anything allocated.
+                more: (error.is_some() || retried).then(|| {
+                    Box::new(EndedMore {
+                        error: error.clone(),
+                        retried: if retried {
+                            run.take_retried()
+                        } else {
+                            Vec::new()
+                        },
+                    })
+                }),
+            },
+        );
         definition.counters.record(status, elapsed, error);
         run.close(result, status, duration_ms);
         // Its slot goes to the next runs that fit, before it stops counting as in

@@ -2,7 +2,6 @@
 //! admission phase.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -48,14 +47,54 @@ pub(crate) struct LiveRuns {
     pub(crate) unique: Mutex<HashMap<UniqueKey, Arc<Run>>>,
 }
 
-type Map = HashMap<u128, Arc<Run>, BuildHasherDefault<KeyHasher>>;
-
-/// Live runs by key, and the runs that ended here lately: a run moves from one to the
-/// other under one lock.
+/// Live runs, and the runs that ended here lately: a run moves from one to the other
+/// under one lock.
 #[derive(Default)]
 struct Shard {
-    live: Map,
+    live: Slots,
     ended: EndedRing,
+}
+
+/// A shard's live runs: a slab in which each run knows its slot, so listing and unlisting
+/// a run are a push and a take, with no hashing. Finding a run by id scans the shard: ids
+/// are looked up by cancel and the listings, not by calls.
+#[derive(Default)]
+struct Slots {
+    runs: Vec<Option<Arc<Run>>>,
+    /// Empty slots, reused first.
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn insert(&mut self, run: Arc<Run>) {
+        let index = match self.free.pop() {
+            Some(index) => index as usize,
+            None => {
+                self.runs.push(None);
+                self.runs.len() - 1
+            }
+        };
+        run.set_slot(u32::try_from(index).expect("fewer than 2^32 live runs per shard"));
+        self.runs[index] = Some(run);
+    }
+
+    fn remove(&mut self, run: &Run) -> Option<Arc<Run>> {
+        let index = run.slot() as usize;
+        let slot = self.runs.get_mut(index)?;
+        if !slot.as_ref().is_some_and(|live| std::ptr::eq(&**live, run)) {
+            return None;
+        }
+        self.free.push(run.slot());
+        slot.take()
+    }
+
+    fn get(&self, key: u128) -> Option<&Arc<Run>> {
+        self.values().find(|run| run.key == key)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Run>> {
+        self.runs.iter().flatten()
+    }
 }
 
 /// A worker's name and a unique key given by calls.
@@ -109,7 +148,7 @@ impl LiveRuns {
     }
 
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
-        // Run keys are random uuids: the high bits pick the shard, the low bits the bucket.
+        // Run keys are random uuids: the high bits pick the shard.
         let index = (key >> 96) as usize % SHARDS;
         // Never held across user code, so a poisoned shard is still consistent.
         self.shards[index]
@@ -119,22 +158,22 @@ impl LiveRuns {
     }
 
     pub(crate) fn insert(&self, run: Arc<Run>) {
-        self.shard(run.key).live.insert(run.key, run);
+        self.shard(run.key).live.insert(run);
     }
 
     /// Unlists a run that never started (refused by a full queue).
-    pub(crate) fn remove(&self, key: u128) {
-        let removed = self.shard(key).live.remove(&key);
+    pub(crate) fn remove(&self, run: &Run) {
+        let removed = self.shard(run.key).live.remove(run);
         // Dropped outside the lock: it may be the last reference to the run.
         drop(removed);
     }
 
     /// Unlists a run that has ended and remembers it, under one lock.
-    pub(crate) fn end(&self, ended: Ended) {
+    pub(crate) fn end(&self, run: &Run, ended: Ended) {
         let (_, max) = self.retention.get();
         let (removed, forgotten) = {
-            let mut shard = self.shard(ended.key);
-            let removed = shard.live.remove(&ended.key);
+            let mut shard = self.shard(run.key);
+            let removed = shard.live.remove(run);
             let forgotten = shard.ended.push(ended, max);
             (removed, forgotten)
         };
@@ -144,7 +183,7 @@ impl LiveRuns {
     }
 
     pub(crate) fn get(&self, key: u128) -> Option<Arc<Run>> {
-        self.shard(key).live.get(&key).cloned()
+        self.shard(key).live.get(key).cloned()
     }
 
     /// `read` of what is remembered of the ended run `key`, if it still is.
@@ -180,25 +219,5 @@ impl LiveRuns {
             .collect();
         runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id().cmp(b.id())));
         runs
-    }
-}
-
-/// Run keys are already uniformly random; mixing the two halves is all the hashing needed.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = ((n as u64) ^ ((n >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }

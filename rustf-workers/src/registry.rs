@@ -478,7 +478,7 @@ impl WorkerRegistry {
                 Entry::Start(guard) => Some(guard),
                 Entry::Queued => None,
                 Entry::Full(guard, capacity) => {
-                    live.remove(run.key);
+                    live.remove(&run);
                     if daemon {
                         definition.daemons.fetch_sub(1, Ordering::Relaxed);
                     }

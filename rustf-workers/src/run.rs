@@ -59,6 +59,8 @@ pub(crate) struct Run {
     waiters: Notify,
     // ---- read after the start ----
     pub(crate) key: u128,
+    /// Where the live table keeps it; written under the table shard's lock.
+    slot: AtomicU32,
     pub(crate) definition: Arc<Definition>,
     pub(crate) payload: Option<Value>,
     pub(crate) config: Arc<AppConfig>,
@@ -242,6 +244,7 @@ impl Run {
         let unheard_since = (!read && definition.options.idle_after().is_some()).then_some(started);
         Self {
             key: Uuid::new_v4().as_u128(),
+            slot: AtomicU32::new(0),
             id: OnceLock::new(),
             definition,
             payload,
@@ -321,6 +324,16 @@ impl Run {
             id
         });
         std::str::from_utf8(id).expect("a hyphenated uuid is ASCII")
+    }
+
+    /// Its slot in the live table.
+    pub(crate) fn slot(&self) -> u32 {
+        // Relaxed: written and read under the same shard lock.
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_slot(&self, slot: u32) {
+        self.slot.store(slot, Ordering::Relaxed);
     }
 
     pub(crate) fn worker_name(&self) -> &str {
