@@ -56,11 +56,12 @@ struct Shard {
 }
 
 /// A shard's live runs: a slab in which each run knows its slot, so listing and unlisting
-/// a run are a push and a take, with no hashing. Finding a run by id scans the shard: ids
-/// are looked up by cancel and the listings, not by calls.
+/// a run are a push and a take, with no hashing. Finding a run by id scans the shard's keys,
+/// kept beside the runs so the scan reads one array: ids are looked up by cancel and the
+/// listings, not by calls.
 #[derive(Default)]
 struct Slots {
-    runs: Vec<Option<Arc<Run>>>,
+    runs: Vec<Option<(u128, Arc<Run>)>>,
     /// Empty slots, reused first.
     free: Vec<u32>,
 }
@@ -75,25 +76,32 @@ impl Slots {
             }
         };
         run.set_slot(u32::try_from(index).expect("fewer than 2^32 live runs per shard"));
-        self.runs[index] = Some(run);
+        self.runs[index] = Some((run.key, run));
     }
 
     fn remove(&mut self, run: &Run) -> Option<Arc<Run>> {
         let index = run.slot() as usize;
         let slot = self.runs.get_mut(index)?;
-        if !slot.as_ref().is_some_and(|live| std::ptr::eq(&**live, run)) {
+        if !slot
+            .as_ref()
+            .is_some_and(|(_, live)| std::ptr::eq(&**live, run))
+        {
             return None;
         }
         self.free.push(run.slot());
-        slot.take()
+        slot.take().map(|(_, run)| run)
     }
 
     fn get(&self, key: u128) -> Option<&Arc<Run>> {
-        self.values().find(|run| run.key == key)
+        self.runs
+            .iter()
+            .flatten()
+            .find(|(live, _)| *live == key)
+            .map(|(_, run)| run)
     }
 
     fn values(&self) -> impl Iterator<Item = &Arc<Run>> {
-        self.runs.iter().flatten()
+        self.runs.iter().flatten().map(|(_, run)| run)
     }
 }
 
