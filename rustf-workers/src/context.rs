@@ -169,7 +169,9 @@ impl WorkerContext {
         self.run.emit(message)
     }
 
-    /// Sends a message to the caller, waiting while the buffer is full.
+    /// Sends a message to the caller, waiting while the buffer is full. Like tokio's
+    /// channels it takes part in tokio's cooperative budget: a worker emitting in a tight
+    /// loop yields now and then, so other tasks (its reader among them) get to run.
     ///
     /// # Errors
     ///

@@ -532,6 +532,11 @@ impl Run {
 
     /// Queues a message, waiting for room while the buffer is full.
     pub(crate) async fn emit_wait(&self, message: Value) -> Result<()> {
+        // Like tokio's own channels: a worker that emits in a loop yields now and then, so
+        // its reader (often queued on the same thread) takes the messages in batches that
+        // stay in cache (two-thread streaming: ~1.1x -> ~0.85x of an mpsc channel). Before
+        // the message is offered, so a future dropped while yielding queued nothing.
+        tokio::task::coop::consume_budget().await;
         let mut message = match self.offer(message) {
             Offer::Done(result) => return result,
             Offer::Full(message) => message,

@@ -1,5 +1,6 @@
 //! The message stream from worker to caller: order, end, bounds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustf_workers::prelude::*;
@@ -206,4 +207,72 @@ async fn a_handle_moved_to_another_task_is_woken_there() {
         .expect("the second task was woken")
         .unwrap();
     assert_eq!(read, (Some(json!("late")), None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_emit_wait_dropped_before_it_completes_queues_nothing() {
+    let workers = WorkerRegistry::new();
+    workers.set_message_capacity(1).unwrap();
+    workers
+        .register("impatient", |ctx| async move {
+            ctx.emit_wait(json!(1)).await?;
+            // The buffer is full: give up on the second message after a while.
+            let gave_up = tokio::time::timeout(Duration::from_millis(5), ctx.emit_wait(json!(2)))
+                .await
+                .is_err();
+            ctx.emit_wait(json!(if gave_up { "gave up" } else { "sent" }))
+                .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut handle = workers.call("impatient", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut seen = Vec::new();
+    while let Some(message) = handle.recv().await {
+        seen.push(message);
+    }
+    assert_eq!(seen, [json!(1), json!("gave up")]);
+}
+
+#[tokio::test]
+async fn a_worker_emitting_in_a_loop_lets_other_tasks_run() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // One thread, and nobody reads: every emit is accepted at once, so only tokio's
+    // cooperative budget makes the loop yield to the ticker.
+    let workers = WorkerRegistry::new();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let during = Arc::new(AtomicU64::new(0));
+    workers
+        .register("chatty", {
+            let (ticks, during) = (Arc::clone(&ticks), Arc::clone(&during));
+            move |ctx| {
+                let (ticks, during) = (Arc::clone(&ticks), Arc::clone(&during));
+                async move {
+                    let before = ticks.load(Ordering::Relaxed);
+                    for i in 0..100_000u64 {
+                        ctx.emit_wait(json!(i)).await?;
+                    }
+                    during.store(ticks.load(Ordering::Relaxed) - before, Ordering::Relaxed);
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    workers.run("chatty", None).await.unwrap();
+    ticker.abort();
+    assert!(
+        during.load(Ordering::Relaxed) > 0,
+        "the ticker never ran while the worker emitted"
+    );
 }
