@@ -27,8 +27,7 @@ pub(crate) struct Deadline {
 impl Deadline {
     /// `after` from `start`; `None` when that is too far away to represent, which is no
     /// timeout.
-    pub(crate) fn from(start: Instant, after: Option<Duration>) -> Option<Self> {
-        let after = after?;
+    pub(crate) fn from(start: Instant, after: Duration) -> Option<Self> {
         Some(Self {
             at: start.checked_add(after)?,
             after,
@@ -82,7 +81,7 @@ impl RunGuard {
     pub(crate) fn deadline(&self) -> Option<Deadline> {
         // Most runs have no timeout: no clock arithmetic for them.
         let timeout = self.run.timeout?;
-        Deadline::from(self.attempt_started(), Some(timeout))
+        Deadline::from(self.attempt_started(), timeout)
     }
 
     /// An attempt ended: retry after a backoff if the policy allows, else finish.
