@@ -59,6 +59,19 @@ impl Drop for Tracked {
     }
 }
 
+/// Asserts that `wait` lies in `low_ms..=high_ms`: one step of a jittered backoff.
+#[track_caller]
+pub fn assert_wait_within(wait: std::time::Duration, low_ms: u64, high_ms: u64) {
+    let (low, high) = (
+        std::time::Duration::from_millis(low_ms),
+        std::time::Duration::from_millis(high_ms),
+    );
+    assert!(
+        wait >= low && wait <= high,
+        "waited {wait:?}, expected {low:?} to {high:?}"
+    );
+}
+
 /// Silences the default panic hook for panics raised on purpose by test workers, keeping
 /// every other panic (a failing assertion) visible.
 /// Installed once per test binary.

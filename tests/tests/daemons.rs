@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rustf_workers::prelude::*;
 use rustf_workers::{CallOptions, CancelReason, MemoryCheckpoints, WorkerOptions, WorkerRegistry};
+use rustf_workers_tests::assert_wait_within;
 use tokio::time::Instant;
 
 type Starts = Arc<Mutex<Vec<(u32, u64, Instant)>>>;
@@ -59,14 +60,8 @@ async fn a_panicking_daemon_restarts_from_its_checkpoint_with_backoff() {
     // the default backoff: 0.5-1 s, then 1-2 s.
     let first_wait = starts[1].2 - starts[0].2 - Duration::from_secs(3);
     let second_wait = starts[2].2 - starts[1].2 - Duration::from_secs(2);
-    assert!(
-        first_wait >= Duration::from_millis(500) && first_wait <= Duration::from_secs(1),
-        "{first_wait:?}"
-    );
-    assert!(
-        second_wait >= Duration::from_secs(1) && second_wait <= Duration::from_secs(2),
-        "{second_wait:?}"
-    );
+    assert_wait_within(first_wait, 500, 1_000);
+    assert_wait_within(second_wait, 1_000, 2_000);
 
     let stats = workers.stats("cursor").await.unwrap();
     assert_eq!((stats.runs, stats.panicked, stats.errors), (3, 2, 2));
@@ -99,17 +94,11 @@ async fn a_healthy_attempt_resets_the_backoff() {
     workers.run("flapping", None).await.unwrap();
     let starts = starts.lock().unwrap().clone();
     let waits: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-    let within = |d: Duration, low: u64, high: u64| {
-        d >= Duration::from_millis(low) && d <= Duration::from_millis(high)
-    };
-    assert!(within(waits[0], 500, 1_000), "{waits:?}");
-    assert!(within(waits[1], 1_000, 2_000), "{waits:?}");
-    assert!(within(waits[2], 2_000, 4_000), "{waits:?}");
+    assert_wait_within(waits[0], 500, 1_000);
+    assert_wait_within(waits[1], 1_000, 2_000);
+    assert_wait_within(waits[2], 2_000, 4_000);
     // Attempt 4 ran 61 s, longer than the backoff's 60 s cap: healthy, so step 1 again.
-    assert!(
-        within(waits[3] - Duration::from_secs(61), 500, 1_000),
-        "{waits:?}"
-    );
+    assert_wait_within(waits[3] - Duration::from_secs(61), 500, 1_000);
 }
 
 #[tokio::test(start_paused = true)]
