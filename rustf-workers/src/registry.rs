@@ -552,16 +552,11 @@ impl WorkerRegistry {
     ///
     /// None today; the `Result` is part of the seed API.
     pub async fn definitions(&self) -> Result<Vec<String>> {
-        Ok(self
-            .inner
-            .catalog
-            .load()
-            .definitions
-            .keys()
+        let mut names: Vec<String> = (self.inner.catalog.load().definitions.keys())
             .map(|name| name.to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect())
+            .collect();
+        names.sort_unstable();
+        Ok(names)
     }
 
     /// Ids of the runs executing now, oldest first. Runs waiting in the admission queue
