@@ -128,6 +128,12 @@ fn main() {
         WORKER::register("noop", |_ctx| async { Ok(()) })
             .await
             .unwrap();
+        WORKER::register("yield-once", |_ctx| async {
+            tokio::task::yield_now().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
         WORKER::register("stream", |ctx| async move {
             let n = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
             for i in 0..n {
@@ -174,6 +180,23 @@ fn main() {
             || async move {
                 for _ in 0..n {
                     tokio::spawn(async {}).await.unwrap();
+                }
+            },
+        );
+        // A handler that waits (once) is where `run` becomes a task: the cost of a run
+        // that does real I/O.
+        compare(
+            rt,
+            &format!("sequential `WORKER::run` of a handler that yields once vs `spawn`+join ({flavour})"),
+            n,
+            || async move {
+                for _ in 0..n {
+                    WORKER::run("yield-once", None).await.unwrap();
+                }
+            },
+            || async move {
+                for _ in 0..n {
+                    tokio::spawn(tokio::task::yield_now()).await.unwrap();
                 }
             },
         );

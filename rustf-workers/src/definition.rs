@@ -2,8 +2,10 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Context;
 
 use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
 use crate::live::LiveRuns;
@@ -13,8 +15,24 @@ use crate::{Error, Result, WorkerContext, WorkerOptions};
 /// Starts one run: calls the handler and spawns the task that drives its future.
 ///
 /// Monomorphised per handler type, so the task holds the handler's future inline instead
-/// of boxing it.
-pub(crate) type Spawner = Box<dyn Fn(RunGuard, Option<Deadline>) + Send + Sync>;
+/// of boxing it. Asked for the first step (by a caller that awaits the result), it
+/// returns the run's future boxed instead, for that caller to poll once before spawning it
+/// (see [`first_step`]).
+pub(crate) type Spawner =
+    Box<dyn Fn(RunGuard, Option<Deadline>, bool) -> Option<Step> + Send + Sync>;
+
+/// A run's future, boxed so that it can move into a task after its first poll.
+pub(crate) type Step = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Polls a run once in the context of the caller that awaits its result, and spawns it only
+/// if it waits: a handler that finishes at once costs a box instead of a task. The task
+/// polls it again at once, so every future it waits on then holds the task's waker
+/// instead of the caller's.
+pub(crate) fn first_step(mut step: Step, cx: &mut Context<'_>) {
+    if step.as_mut().poll(cx).is_pending() {
+        drop(tokio::spawn(step));
+    }
+}
 
 pub(crate) struct Definition {
     pub(crate) name: Box<str>,
@@ -73,7 +91,7 @@ impl Definition {
                 "worker '{name}': concurrency must be at least 1"
             )));
         }
-        let spawn: Spawner = Box::new(move |mut guard: RunGuard, deadline| {
+        let spawn: Spawner = Box::new(move |mut guard: RunGuard, deadline, first: bool| {
             let ctx = WorkerContext::new(Arc::clone(&guard.run));
             // The closure's synchronous part runs here, like the argument of
             // `tokio::spawn`; a panic in it is the run's panic, not the caller's.
@@ -88,10 +106,15 @@ impl Definition {
                             run_id = guard.run.id(),
                         ),
                     );
-                    tokio::spawn(Driver::new(guard, future, deadline));
+                    let driver = Driver::new(guard, future, deadline);
+                    if first {
+                        return Some(Box::pin(driver) as Step);
+                    }
+                    drop(tokio::spawn(driver));
                 }
                 Err(panic) => guard.finish(Outcome::Panicked(panic_message(&*panic))),
             }
+            None
         });
         Ok(Self {
             name: name.into_boxed_str(),

@@ -160,7 +160,7 @@ impl RunGuard {
                     run.next_attempt();
                     self.restart_attempt();
                     let deadline = self.deadline();
-                    (run.definition.spawn)(self, deadline);
+                    (run.definition.spawn)(self, deadline, false);
                 }
                 None => self.finish(Outcome::Cancelled(CancelReason::Requested)),
             }
@@ -324,7 +324,7 @@ pub(crate) fn start_waiting(mut guard: RunGuard) {
     guard.restart_attempt();
     let deadline = guard.deadline();
     let definition = Arc::clone(&guard.run.definition);
-    (definition.spawn)(guard, deadline);
+    (definition.spawn)(guard, deadline, false);
 }
 
 /// Stops a run: at its next `.await` if it executes, at once if it waits in the queue.

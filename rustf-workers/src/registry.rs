@@ -2,18 +2,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use crate::admission::Entry;
-use crate::definition::Definition;
+use crate::definition::{first_step, Definition};
 use crate::lifecycle::{cancel, Outcome, RunGuard};
 use crate::live::{LiveRuns, Phase};
 use crate::run::{Run, RunKeys, RunSettings};
@@ -340,7 +341,7 @@ impl WorkerRegistry {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
-        self.start(name, payload, &options, true)
+        self.start(name, payload, &options, None)
             .map(Started::into_handle)
     }
 
@@ -357,17 +358,19 @@ impl WorkerRegistry {
         payload: Option<Value>,
         options: CallOptions,
     ) -> Result<WorkerHandle> {
-        self.start(name, payload, &options, true)
+        self.start(name, payload, &options, None)
             .map(Started::into_handle)
     }
 
-    /// Starts a run; `read` says whether a handle will read its messages.
+    /// Starts a run. `awaiting` is the context of a caller that awaits the result at once
+    /// (`run`): nobody reads the run's messages, and its task is polled first in that
+    /// caller's poll. Without it, a handle will read them.
     fn start(
         &self,
         name: &str,
         payload: Option<Value>,
         options: &CallOptions,
-        read: bool,
+        awaiting: Option<&mut Context<'_>>,
     ) -> Result<Started> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
@@ -440,7 +443,7 @@ impl WorkerRegistry {
             // Relaxed: settings read once per run; no other data depends on them.
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
-            read,
+            read: awaiting.is_none(),
             limited,
             max_attempts: if daemon {
                 u32::MAX
@@ -504,9 +507,15 @@ impl WorkerRegistry {
                 cancel(&run, CancelReason::Shutdown);
             }
         }
-        if let Some(guard) = ready {
+        let step = ready.and_then(|guard| {
             let deadline = guard.deadline();
-            (definition.spawn)(guard, deadline);
+            (definition.spawn)(guard, deadline, awaiting.is_some())
+        });
+        // The handler's first step may take a while: no look at the catalog is held
+        // during it.
+        drop(catalog);
+        if let (Some(step), Some(cx)) = (step, awaiting) {
+            first_step(step, cx);
         }
         Ok(Started::Own(run))
     }
@@ -518,7 +527,15 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        match self.start(name, payload, &CallOptions::new(), false)? {
+        let mut payload = Some(payload);
+        // Started inside this poll, so the run's first step can take this caller's
+        // context: a handler that finishes without waiting never becomes a task.
+        let started = poll_fn(|cx| {
+            let payload = payload.take().unwrap_or_default();
+            Poll::Ready(self.start(name, payload, &CallOptions::new(), Some(cx)))
+        })
+        .await?;
+        match started {
             // Straight to the outcome: a handle would only be built to be taken apart, and
             // the run was started with nobody reading its messages.
             Started::Own(run) => run.detached_outcome().await,

@@ -1,7 +1,9 @@
 //! Registering and running workers: results, payloads, errors, panics, listings.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use rustf_workers::prelude::*;
 use rustf_workers::{WorkerOptions, WorkerRegistry};
 use rustf_workers_tests::quiet_worker_panics;
@@ -177,6 +179,12 @@ async fn a_panic_fails_only_its_own_run() {
         .await
         .unwrap();
     workers
+        .register("boom-at-once", |_ctx| async move {
+            panic!("worker panic: before any wait");
+        })
+        .await
+        .unwrap();
+    workers
         .register("steady", |ctx| async move {
             ctx.sleep(Duration::from_millis(5)).await;
             Ok(())
@@ -195,6 +203,13 @@ async fn a_panic_fails_only_its_own_run() {
     assert_eq!(
         err.to_string(),
         "Worker 'boom-early' panicked: worker panic: before any future"
+    );
+    // `run` takes a handler's first step in the caller's poll: its panic is still the
+    // run's alone.
+    let err = workers.run("boom-at-once", None).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Worker 'boom-at-once' panicked: worker panic: before any wait"
     );
     steady.await_result().await.unwrap();
 
@@ -279,4 +294,97 @@ async fn ids_are_unique_and_match_between_handle_and_context() {
         assert_eq!(handle.id().len(), 36);
         assert!(seen.insert(handle.id().to_owned()));
     }
+}
+
+#[tokio::test]
+async fn run_finishes_a_handler_that_never_waits_within_the_callers_first_poll() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("quick", |_| async { Ok(()) })
+        .await
+        .unwrap();
+    workers
+        .register("refuses", |_| async {
+            Err(Error::validation("'to' address required"))
+        })
+        .await
+        .unwrap();
+
+    // Polled once, with a waker that goes nowhere: no task was needed.
+    assert!(matches!(
+        workers.run("quick", None).now_or_never(),
+        Some(Ok(()))
+    ));
+    let err = (workers.run("refuses", None).now_or_never())
+        .expect("finished in one poll")
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+
+    let quick = workers.stats("quick").await.unwrap();
+    assert_eq!((quick.runs, quick.errors, quick.running), (1, 0, 0));
+    let refuses = workers.stats("refuses").await.unwrap();
+    assert_eq!((refuses.runs, refuses.errors), (1, 1));
+    assert!(workers.running().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_that_waits_becomes_a_task_and_outlives_a_caller_that_gives_up() {
+    let workers = WorkerRegistry::new();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let released = Arc::new(Mutex::new(Some(released)));
+    workers
+        .register("waits", move |_| {
+            let released = released.lock().unwrap().take();
+            async move {
+                let released = released.ok_or_else(|| Error::internal("one run only"))?;
+                released
+                    .await
+                    .map_err(|_| Error::internal("release dropped"))?;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+
+    // One poll with a waker that goes nowhere, then the caller gives up.
+    assert!(workers.run("waits", None).now_or_never().is_none());
+    assert_eq!(workers.running_for("waits").await.unwrap().len(), 1);
+
+    // The wake-up must reach the run's own task: the caller's waker went nowhere.
+    release.send(()).unwrap();
+    for _ in 0..100 {
+        if workers.running().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let stats = workers.stats("waits").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.running), (1, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_awaited_by_run_is_cancelled_by_id_at_its_next_await() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("sleeps", |ctx| async move {
+            ctx.sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let caller = tokio::spawn({
+        let workers = workers.clone();
+        async move { workers.run("sleeps", None).await }
+    });
+    let id = loop {
+        if let Some(id) = workers.running_for("sleeps").await.unwrap().pop() {
+            break id;
+        }
+        tokio::task::yield_now().await;
+    };
+    workers.cancel(&id).await.unwrap();
+    let err = caller.await.unwrap().unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let stats = workers.stats("sleeps").await.unwrap();
+    assert_eq!((stats.runs, stats.cancelled, stats.running), (1, 1, 0));
 }
