@@ -128,12 +128,9 @@ fn main() {
         WORKER::register("noop", |_ctx| async { Ok(()) })
             .await
             .unwrap();
-        WORKER::register("yield-once", |_ctx| async {
-            tokio::task::yield_now().await;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        WORKER::register("wait-once", |_ctx| wait_for_another_task())
+            .await
+            .unwrap();
         WORKER::register("stream", |ctx| async move {
             let n = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
             for i in 0..n {
@@ -183,20 +180,25 @@ fn main() {
                 }
             },
         );
-        // A handler that waits (once) is where `run` becomes a task: the cost of a run
-        // that does real I/O.
+        // A handler that waits is where `run` becomes a task: the cost of a run that
+        // waits for I/O, here a reply from another task (paid on both sides).
         compare(
             rt,
-            &format!("sequential `WORKER::run` of a handler that yields once vs `spawn`+join ({flavour})"),
+            &format!(
+                "sequential `WORKER::run` of a handler that waits once vs `spawn`+join ({flavour})"
+            ),
             n,
             || async move {
                 for _ in 0..n {
-                    WORKER::run("yield-once", None).await.unwrap();
+                    WORKER::run("wait-once", None).await.unwrap();
                 }
             },
             || async move {
                 for _ in 0..n {
-                    tokio::spawn(tokio::task::yield_now()).await.unwrap();
+                    tokio::spawn(wait_for_another_task())
+                        .await
+                        .unwrap()
+                        .unwrap();
                 }
             },
         );
@@ -363,6 +365,13 @@ fn main() {
 }
 
 /// A context to measure the handler future's size with.
+/// Waits until another task replies: a wait that only a wake-up ends.
+async fn wait_for_another_task() -> rustf_workers::Result<()> {
+    let (reply, replied) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move { reply.send(()) });
+    replied.await.map_err(|_| Error::internal("reply dropped"))
+}
+
 async fn dummy_context() -> WorkerContext {
     let workers = rustf_workers::WorkerRegistry::new();
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -522,6 +522,12 @@ impl WorkerRegistry {
 
     /// Runs the worker `name` and waits for its result; its messages are discarded.
     ///
+    /// The handler's future is polled once within this call's first poll, and moves into
+    /// a task of its own only if it waits: a handler that finishes without waiting costs
+    /// no task. Once it has moved, dropping this future does not stop the run. Use
+    /// [`call`](Self::call) and [`WorkerHandle::await_result`] for a run on its own task
+    /// from the start.
+    ///
     /// # Errors
     ///
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
