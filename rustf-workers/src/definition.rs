@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Waker};
 
 use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
 use crate::live::LiveRuns;
@@ -24,12 +24,18 @@ pub(crate) type Spawner =
 /// A run's future, boxed so that it can move into a task after its first poll.
 pub(crate) type Step = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Polls a run once in the context of the caller that awaits its result, and spawns it only
-/// if it waits: a handler that finishes at once costs a box instead of a task. The task
-/// polls it again at once, so every future it waits on then holds the task's waker
-/// instead of the caller's.
-pub(crate) fn first_step(mut step: Step, cx: &mut Context<'_>) {
-    if step.as_mut().poll(cx).is_pending() {
+/// Takes a run's first step, for a caller that awaits its result, and spawns the run only
+/// if it waits: a handler that finishes at once costs a box instead of a task.
+///
+/// The step is polled with a waker that goes nowhere. A run that waits is spawned, and its
+/// task polls it again at once: that poll sees whatever happened since, and leaves the
+/// task's waker with every future the handler waits on. So the caller is never woken on
+/// the run's behalf, and no waker is cloned for a run that finishes.
+pub(crate) fn first_step(mut step: Step) {
+    if (step.as_mut())
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending()
+    {
         drop(tokio::spawn(step));
     }
 }

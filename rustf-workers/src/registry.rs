@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -84,6 +83,17 @@ struct Catalog {
     /// or a linked registration the runtime refused.
     refused: BTreeMap<String, Error>,
     config: Arc<AppConfig>,
+}
+
+/// Who starts a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// A handle will read its messages (`call`).
+    Reads,
+    /// The caller awaits the result at once (`run`): nobody reads the messages, and the
+    /// handler's first step is taken before `start` returns, spawning a task only if it
+    /// waits.
+    Awaits,
 }
 
 /// What a call started: its own run, or a live one it attached to by unique key.
@@ -341,7 +351,7 @@ impl WorkerRegistry {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
-        self.start(name, payload, &options, None)
+        self.start(name, payload, &options, Caller::Reads)
             .map(Started::into_handle)
     }
 
@@ -358,19 +368,17 @@ impl WorkerRegistry {
         payload: Option<Value>,
         options: CallOptions,
     ) -> Result<WorkerHandle> {
-        self.start(name, payload, &options, None)
+        self.start(name, payload, &options, Caller::Reads)
             .map(Started::into_handle)
     }
 
-    /// Starts a run. `awaiting` is the context of a caller that awaits the result at once
-    /// (`run`): nobody reads the run's messages, and its task is polled first in that
-    /// caller's poll. Without it, a handle will read them.
+    /// Starts a run for `caller`.
     fn start(
         &self,
         name: &str,
         payload: Option<Value>,
         options: &CallOptions,
-        awaiting: Option<&mut Context<'_>>,
+        caller: Caller,
     ) -> Result<Started> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
@@ -443,7 +451,7 @@ impl WorkerRegistry {
             // Relaxed: settings read once per run; no other data depends on them.
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
-            read: awaiting.is_none(),
+            read: caller == Caller::Reads,
             limited,
             max_attempts: if daemon {
                 u32::MAX
@@ -509,13 +517,13 @@ impl WorkerRegistry {
         }
         let step = ready.and_then(|guard| {
             let deadline = guard.deadline();
-            (definition.spawn)(guard, deadline, awaiting.is_some())
+            (definition.spawn)(guard, deadline, caller == Caller::Awaits)
         });
         // The handler's first step may take a while: no look at the catalog is held
         // during it.
         drop(catalog);
-        if let (Some(step), Some(cx)) = (step, awaiting) {
-            first_step(step, cx);
+        if let Some(step) = step {
+            first_step(step);
         }
         Ok(Started::Own(run))
     }
@@ -533,15 +541,7 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        let mut payload = Some(payload);
-        // Started inside this poll, so the run's first step can take this caller's
-        // context: a handler that finishes without waiting never becomes a task.
-        let started = poll_fn(|cx| {
-            let payload = payload.take().unwrap_or_default();
-            Poll::Ready(self.start(name, payload, &CallOptions::new(), Some(cx)))
-        })
-        .await?;
-        match started {
+        match self.start(name, payload, &CallOptions::new(), Caller::Awaits)? {
             // Straight to the outcome: a handle would only be built to be taken apart, and
             // the run was started with nobody reading its messages.
             Started::Own(run) => run.detached_outcome().await,
