@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustf_workers::prelude::*;
-use rustf_workers::{CancelReason, WorkerRegistry, WorkerStats};
-use rustf_workers_tests::{quiet_worker_panics, Rng, Tracker};
+use rustf_workers::{CancelReason, WorkerOptions, WorkerRegistry, WorkerStats};
+use rustf_workers_tests::{quiet_worker_panics, Rng, Tracked, Tracker};
 
 const KINDS: u64 = 4;
 const OK: u64 = 0;
@@ -15,42 +15,55 @@ const FAIL: u64 = 1;
 const PANIC: u64 = 2;
 const SLEEP: u64 = 3;
 
+/// The timeout of the "mixed-timed" worker, for runs started by `run`.
+const RUN_TIMEOUT: Duration = Duration::from_micros(1500);
+
 async fn registry(tracker: Tracker) -> WorkerRegistry {
     let workers = WorkerRegistry::new();
     // Small enough that emit_wait really waits for slow readers.
     workers.set_message_capacity(2).unwrap();
+    let held = tracker.clone();
     workers
-        .register("mixed", move |ctx| {
-            let held = tracker.track();
-            async move {
-                let p = ctx.payload().cloned().unwrap_or_default();
-                let (kind, messages, sleep_us) = (
-                    p["kind"].as_u64().unwrap(),
-                    p["messages"].as_u64().unwrap(),
-                    p["sleep_us"].as_u64().unwrap(),
-                );
-                for i in 0..messages {
-                    ctx.emit_wait(json!(i)).await?;
-                    if i % 2 == 1 {
-                        tokio::task::yield_now().await;
-                    }
-                }
-                let result = match kind {
-                    OK => Ok(()),
-                    FAIL => Err(Error::internal("failed on purpose")),
-                    PANIC => panic!("worker panic: on purpose"),
-                    _ => {
-                        ctx.sleep(Duration::from_micros(sleep_us)).await;
-                        Ok(())
-                    }
-                };
-                drop(held);
-                result
-            }
-        })
+        .register("mixed", move |ctx| mixed(ctx, held.track()))
+        .await
+        .unwrap();
+    // The same worker with a timeout of its own: `run` has no timeout argument.
+    workers
+        .register_with(
+            "mixed-timed",
+            WorkerOptions::new().timeout(RUN_TIMEOUT),
+            move |ctx| mixed(ctx, tracker.track()),
+        )
         .await
         .unwrap();
     workers
+}
+
+/// Emits, yields, then ends as the payload says; `held` is dropped with its future.
+async fn mixed(ctx: WorkerContext, held: Tracked) -> Result<()> {
+    let p = ctx.payload().cloned().unwrap_or_default();
+    let (kind, messages, sleep_us) = (
+        p["kind"].as_u64().unwrap(),
+        p["messages"].as_u64().unwrap(),
+        p["sleep_us"].as_u64().unwrap(),
+    );
+    for i in 0..messages {
+        ctx.emit_wait(json!(i)).await?;
+        if i % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let result = match kind {
+        OK => Ok(()),
+        FAIL => Err(Error::internal("failed on purpose")),
+        PANIC => panic!("worker panic: on purpose"),
+        _ => {
+            ctx.sleep(Duration::from_micros(sleep_us)).await;
+            Ok(())
+        }
+    };
+    drop(held);
+    result
 }
 
 #[derive(Debug, Default)]
@@ -75,14 +88,16 @@ impl Tally {
         self.completed + self.failed + self.timed_out + self.cancelled + self.panicked
     }
 
-    fn assert_matches(&self, stats: &WorkerStats) {
-        assert_eq!(stats.runs, self.total(), "{stats:?} vs {self:?}");
-        assert_eq!(stats.runs - stats.errors, self.completed, "{stats:?}");
-        assert_eq!(stats.failed, self.failed);
-        assert_eq!(stats.timed_out, self.timed_out);
-        assert_eq!(stats.cancelled, self.cancelled);
-        assert_eq!(stats.panicked, self.panicked);
-        assert_eq!(stats.running, 0);
+    /// The statistics of all `workers` together count exactly this.
+    fn assert_matches(&self, workers: &[WorkerStats]) {
+        let sum = |field: fn(&WorkerStats) -> u64| workers.iter().map(field).sum::<u64>();
+        assert_eq!(sum(|s| s.runs), self.total(), "{workers:?} vs {self:?}");
+        assert_eq!(sum(|s| s.runs - s.errors), self.completed, "{workers:?}");
+        assert_eq!(sum(|s| s.failed), self.failed);
+        assert_eq!(sum(|s| s.timed_out), self.timed_out);
+        assert_eq!(sum(|s| s.cancelled), self.cancelled);
+        assert_eq!(sum(|s| s.panicked), self.panicked);
+        assert_eq!(sum(|s| s.running), 0);
     }
 }
 
@@ -98,9 +113,14 @@ async fn one_run(workers: WorkerRegistry, seed: u64, check_listing: bool) -> Tal
     let read = rng.below(2) == 0;
 
     let payload = json!({ "kind": kind, "messages": messages, "sleep_us": sleep_us });
-    if !read && cancel_at.is_none() && timeout.is_none() && rng.below(2) == 0 {
-        // The way a controller calls `WORKER::run`: no handle, nobody reading.
-        let result = workers.run("mixed", Some(payload)).await;
+    if !read && cancel_at.is_none() && rng.below(2) == 0 {
+        // The way a controller calls `WORKER::run`: no handle, nobody reading; the
+        // timeout is then the worker's own.
+        let (worker, timeout) = match timeout {
+            Some(_) => ("mixed-timed", Some(RUN_TIMEOUT)),
+            None => ("mixed", None),
+        };
+        let result = workers.run(worker, Some(payload)).await;
         return tally(kind, timeout, cancel_at, result);
     }
     let mut handle = workers.call("mixed", timeout, Some(payload)).await.unwrap();
@@ -215,9 +235,17 @@ async fn stress(runs: u64, seed: u64, multi_thread: bool) {
         tally.add(&task.await.unwrap());
     }
 
-    tally.assert_matches(&workers.stats("mixed").await.unwrap());
+    tally.assert_matches(&[
+        workers.stats("mixed").await.unwrap(),
+        workers.stats("mixed-timed").await.unwrap(),
+    ]);
     assert!(workers.running().await.unwrap().is_empty());
     assert_eq!(tracker.live(), 0, "every handler future was dropped");
+    let timed = workers.stats("mixed-timed").await.unwrap();
+    assert!(
+        timed.timed_out > 0 && timed.runs > timed.errors,
+        "{timed:?}"
+    );
     assert!(tally.cancelled > 0 && tally.timed_out > 0 && tally.panicked > 0 && tally.failed > 0);
 }
 
@@ -273,6 +301,30 @@ async fn shutdown_under_load_counts_every_accepted_run() {
         })
         .collect();
 
+    // Callers that `run` and wait, as controllers do: their runs take their first step
+    // in the caller's poll, some of them while shutdown begins.
+    let ran = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let runners: Vec<_> = (0..2u64)
+        .map(|c| {
+            let workers = workers.clone();
+            let ran = Arc::clone(&ran);
+            tokio::spawn(async move {
+                let mut rng = Rng::new(0xBEEF + c);
+                loop {
+                    let payload = json!({
+                        "kind": rng.below(KINDS),
+                        "messages": rng.below(3),
+                        "sleep_us": rng.below(5_000),
+                    });
+                    match workers.run("mixed", Some(payload)).await {
+                        Err(err) if err.is_shutting_down() => break,
+                        _ => ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    };
+                }
+            })
+        })
+        .collect();
+
     tokio::time::sleep(Duration::from_millis(20)).await;
     workers.shutdown().await.unwrap();
     // Invariant 5: nothing is running once shutdown returns.
@@ -294,7 +346,12 @@ async fn shutdown_under_load_counts_every_accepted_run() {
         "only {accepted} calls got in before shutdown"
     );
     assert_eq!(finished, accepted);
+    for runner in runners {
+        runner.await.unwrap();
+    }
+    let ran = ran.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(ran > 0, "no run got in before shutdown");
     // Invariant 1: every accepted run counted exactly once.
-    assert_eq!(workers.stats("mixed").await.unwrap().runs, accepted);
+    assert_eq!(workers.stats("mixed").await.unwrap().runs, accepted + ran);
     assert_eq!(tracker.live(), 0);
 }
