@@ -376,7 +376,6 @@ fn main() {
     println!("| bare `tokio::spawn` of a sleeping task | {bare:.0} |");
 }
 
-/// A context to measure the handler future's size with.
 /// Waits until another task replies: a wait that only a wake-up ends.
 async fn wait_for_another_task() -> rustf_workers::Result<()> {
     let (reply, replied) = tokio::sync::oneshot::channel();
@@ -384,6 +383,7 @@ async fn wait_for_another_task() -> rustf_workers::Result<()> {
     replied.await.map_err(|_| Error::internal("reply dropped"))
 }
 
+/// A context to measure the handler future's size with.
 async fn dummy_context() -> WorkerContext {
     let workers = rustf_workers::WorkerRegistry::new();
     let (tx, rx) = tokio::sync::oneshot::channel();

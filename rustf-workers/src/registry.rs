@@ -532,7 +532,7 @@ impl WorkerRegistry {
     ///
     /// The handler's future is polled once within this call's first poll, and moves into
     /// a task of its own only if it waits: a handler that finishes without waiting costs
-    /// no task. Once it has moved, dropping this future does not stop the run. Use
+    /// no task. Either way, dropping this future does not stop the run. Use
     /// [`call`](Self::call) and [`WorkerHandle::await_result`] for a run on its own task
     /// from the start.
     ///
