@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::RunState;
+use crate::{RunState, RunStatus};
 
 /// One attempt of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,10 +45,13 @@ pub(crate) struct Ended {
     pub(crate) at: Instant,
     /// The worker's `Definition::serial`: its name is looked up only when asked.
     pub(crate) worker: u32,
-    /// The last attempt's number, state and duration.
+    /// The last attempt's number, how it ended and its duration.
     pub(crate) attempt: u32,
-    pub(crate) state: RunState,
+    pub(crate) status: RunStatus,
     pub(crate) duration_ms: u64,
+    /// The whole run's duration, from the call (`RunOutcome::duration_ms`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))] // read by the events route
+    pub(crate) run_ms: u64,
     /// The last attempt's error and the earlier attempts, for the runs that have them.
     pub(crate) more: Option<Box<EndedMore>>,
 }
@@ -69,16 +72,30 @@ impl Ended {
             .unwrap_or_default();
         attempts.push(Attempt {
             number: self.attempt,
-            state: self.state,
-            error: self.more.as_ref().and_then(|more| more.error.clone()),
+            state: RunState::from(self.status),
+            error: self.error(),
             duration_ms: Some(self.duration_ms),
         });
         RunRecord {
             id,
             worker,
-            state: self.state,
+            state: RunState::from(self.status),
             attempts,
         }
+    }
+
+    /// The outcome, as the run's watchers saw it at its end.
+    #[cfg(feature = "http")]
+    pub(crate) fn outcome(&self) -> crate::RunOutcome {
+        crate::RunOutcome {
+            status: self.status,
+            error: self.error(),
+            duration_ms: self.run_ms,
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        self.more.as_ref().and_then(|more| more.error.clone())
     }
 }
 

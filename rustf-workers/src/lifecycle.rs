@@ -225,8 +225,9 @@ impl RunGuard {
                 at: now,
                 worker: definition.serial,
                 attempt: run.attempt(),
-                state: RunState::from(status),
+                status,
                 duration_ms: millis(elapsed),
+                run_ms: duration_ms,
                 // Only failed or retried runs have more to remember; only then is the run's
                 // lock taken, or anything allocated.
                 more: (error.is_some() || retried).then(|| {

@@ -667,8 +667,18 @@ impl WorkerRegistry {
             .ok_or(err)
     }
 
+    /// The outcome of the ended run `run_id`, while it is remembered (see
+    /// [`keep_finished_runs`](Self::keep_finished_runs)); `None` while it is live, or once
+    /// forgotten.
+    #[cfg(feature = "http")]
+    pub(crate) fn ended_outcome(&self, run_id: &str) -> Option<crate::RunOutcome> {
+        let key = uuid::Uuid::try_parse(run_id).ok()?.as_u128();
+        (self.inner.live).ended(key, crate::history::Ended::outcome)
+    }
+
     /// How long, and how many, ended runs are remembered for
-    /// [`run_record`](Self::run_record): by default the last
+    /// [`run_record`](Self::run_record) (and the HTTP router's late `GET /runs/{id}` and
+    /// `GET /runs/{id}/events`): by default the last
     /// [`DEFAULT_FINISHED_MAX`](crate::DEFAULT_FINISHED_MAX) (1024) for
     /// [`DEFAULT_FINISHED_RETENTION`](crate::DEFAULT_FINISHED_RETENTION) (10 minutes).
     ///

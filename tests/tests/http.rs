@@ -213,6 +213,54 @@ async fn events_stream_every_message_then_the_outcome_to_several_clients() {
         .error(StatusCode::NOT_FOUND, "run_not_found");
 }
 
+#[tokio::test(start_paused = true)]
+async fn events_of_a_run_that_already_ended_are_its_end_event_while_it_is_remembered() {
+    let workers = registry().await;
+    workers
+        .register("refuses", |_| async { Err(Error::validation("no data")) })
+        .await
+        .unwrap();
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+
+    // Ended before the client asked, as a run started by `POST` may be.
+    let done = workers
+        .call("report", None, Some(json!({ "steps": 2 })))
+        .await
+        .unwrap();
+    let done_id = done.id().to_owned();
+    done.await_result().await.unwrap();
+    let failed = workers.call("refuses", None, None).await.unwrap();
+    let failed_id = failed.id().to_owned();
+    let err = failed.await_result().await.unwrap_err();
+
+    let reply = get(&router, &format!("/runs/{done_id}/events")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.content_type, "text/event-stream");
+    let events = sse_events(&reply.body);
+    assert_eq!(events.len(), 1, "{}", reply.body);
+    assert_eq!(events[0].0, "end");
+    assert_eq!(
+        serde_json::from_str::<Value>(&events[0].1).unwrap(),
+        json!({ "status": "completed", "error": null, "duration_ms": 10 })
+    );
+
+    let events = sse_events(
+        &get(&router, &format!("/runs/{failed_id}/events"))
+            .await
+            .body,
+    );
+    assert_eq!(events.len(), 1);
+    let outcome: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["error"], err.to_string());
+
+    // Forgotten: not found, like a run that never was.
+    workers.keep_finished_runs(None);
+    get(&router, &format!("/runs/{done_id}/events"))
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
+}
+
 #[tokio::test]
 async fn starting_and_cancelling_are_off_unless_turned_on() {
     let workers = registry().await;

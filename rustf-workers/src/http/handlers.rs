@@ -80,7 +80,15 @@ pub(super) async fn events(State(http): Shared, Path(id): Path<String>) -> Respo
                 .keep_alive(KeepAlive::default())
                 .into_response()
         }
-        Err(err) => error(&err),
+        // Ended, maybe before the client could ask (a run started by `POST` that finished
+        // at once): its `end` event, while the registry remembers it.
+        Err(err) => match http.registry.ended_outcome(&id) {
+            Some(outcome) => {
+                let end = sse_event(RunEvent::Finished(outcome));
+                Sse::new(futures::stream::iter([Ok::<_, Infallible>(end)])).into_response()
+            }
+            None => error(&err),
+        },
     }
 }
 

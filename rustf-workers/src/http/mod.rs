@@ -16,7 +16,7 @@
 //! | `GET /` | every definition with its statistics and live-run count |
 //! | `GET /{name}` | one definition: statistics, options, live run ids |
 //! | `GET /runs`, `GET /runs/{id}` | live runs: worker, start time, elapsed, last message; an ended run's record (state, attempts) while the registry remembers it |
-//! | `GET /runs/{id}/events` | Server-Sent Events: `message`, `lagged`, then `end` with the outcome |
+//! | `GET /runs/{id}/events` | Server-Sent Events: `message`, `lagged`, then `end` with the outcome (a remembered ended run: its `end` alone) |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `POST /{name}/runs` | start a run with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
