@@ -383,7 +383,12 @@ async fn a_run_awaited_by_run_is_cancelled_by_id_at_its_next_await() {
         tokio::task::yield_now().await;
     };
     workers.cancel(&id).await.unwrap();
-    let err = caller.await.unwrap().unwrap_err();
+    // Bounded, so that a run nobody drives fails the test instead of hanging it.
+    let err = tokio::time::timeout(Duration::from_secs(60), caller)
+        .await
+        .expect("the cancelled run ends")
+        .unwrap()
+        .unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     let stats = workers.stats("sleeps").await.unwrap();
     assert_eq!((stats.runs, stats.cancelled, stats.running), (1, 1, 0));
