@@ -256,8 +256,19 @@ fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
     server
         .admin("DELETE", &format!("/runs/{id}"), "")
         .error(404);
+    // Ended, and remembered: its events are its end alone.
+    let ended = server.admin("GET", &format!("/runs/{id}/events"), "");
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    let events = ended.events();
+    assert_eq!(events.len(), 1, "{}", ended.body);
+    assert_eq!(events[0].0, "end");
+    assert_eq!(events[0].1["status"], "cancelled", "{}", ended.body);
     server
-        .admin("GET", &format!("/runs/{id}/events"), "")
+        .admin(
+            "GET",
+            "/runs/00000000-0000-4000-8000-000000000000/events",
+            "",
+        )
         .error(404);
     server.admin("GET", "/runs/a/b/c", "").error(404);
     server.admin("PUT", "", "").error(405);
