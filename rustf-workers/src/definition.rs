@@ -1,11 +1,12 @@
 //! A registered worker: its name, options, handler and statistics.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
 use crate::live::LiveRuns;
@@ -24,6 +25,17 @@ pub(crate) type Spawner =
 /// A run's future, boxed so that it can move into a task after its first poll.
 pub(crate) type Step = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// How deep first steps may nest on one thread (a handler whose first step `run`s
+/// another worker, whose first step runs another...) before the next run is spawned
+/// instead: each level stacks a few frames, and a recursive workflow must not overflow
+/// the thread's stack.
+const MAX_NESTED_STEPS: u32 = 16;
+
+thread_local! {
+    /// First steps under way on this thread.
+    static NESTED_STEPS: Cell<u32> = const { Cell::new(0) };
+}
+
 /// Takes a run's first step, for a caller that awaits its result, and spawns the run only
 /// if it waits: a handler that finishes at once costs a box instead of a task.
 ///
@@ -31,12 +43,25 @@ pub(crate) type Step = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// task polls it again at once: that poll sees whatever happened since, and leaves the
 /// task's waker with every future the handler waits on. So the caller is never woken on
 /// the run's behalf, and no waker is cloned for a run that finishes.
+///
+/// As in a task, a panic that escapes the run (the handler's own are caught inside it;
+/// this is one from dropping its future, say) ends there: the run is dropped, which
+/// finishes it if it had not finished, and the caller is not affected.
 pub(crate) fn first_step(mut step: Step) {
-    if (step.as_mut())
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_pending()
-    {
+    let depth = NESTED_STEPS.get();
+    if depth >= MAX_NESTED_STEPS {
         drop(tokio::spawn(step));
+        return;
+    }
+    NESTED_STEPS.set(depth + 1);
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        (step.as_mut()).poll(&mut Context::from_waker(Waker::noop()))
+    }));
+    NESTED_STEPS.set(depth);
+    match polled {
+        Ok(Poll::Pending) => drop(tokio::spawn(step)),
+        Ok(Poll::Ready(())) => {}
+        Err(_escaped) => drop(step),
     }
 }
 

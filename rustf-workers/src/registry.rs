@@ -1,12 +1,14 @@
 //! The registry: definitions, admission of runs, the live table and shutdown.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::ready;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -83,6 +85,27 @@ struct Catalog {
     /// or a linked registration the runtime refused.
     refused: BTreeMap<String, Error>,
     config: Arc<AppConfig>,
+}
+
+/// Runs finished within their caller's poll since tokio's cooperative budget was last
+/// charged on this thread.
+const UNCHARGED_STEPS: u32 = 8;
+
+thread_local! {
+    static STEPS_UNCHARGED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether a `run` that finished in its first step is to consume a unit of the caller's
+/// cooperative budget. Such a run never waited, so a loop of them would never let the
+/// caller's thread serve its other tasks; every [`UNCHARGED_STEPS`]th one is charged, as
+/// tokio's own resources charge each operation, so the caller yields once its budget is
+/// spent (after about a thousand runs). Charging each run would cost more than the rest
+/// of a no-op run's bookkeeping.
+fn budget_due() -> bool {
+    let steps = STEPS_UNCHARGED.get() + 1;
+    let due = steps == UNCHARGED_STEPS;
+    STEPS_UNCHARGED.set(if due { 0 } else { steps });
+    due
 }
 
 /// Who starts a run.
@@ -532,9 +555,11 @@ impl WorkerRegistry {
     ///
     /// The handler's future is polled once within this call's first poll, and moves into
     /// a task of its own only if it waits: a handler that finishes without waiting costs
-    /// no task. Either way, dropping this future does not stop the run. Use
-    /// [`call`](Self::call) and [`WorkerHandle::await_result`] for a run on its own task
-    /// from the start.
+    /// no task. Either way, dropping this future does not stop the run. While that first
+    /// step computes without waiting, the caller's task does nothing else: `join!` of
+    /// several `run`s takes their first steps one after another, and a `timeout` around
+    /// `run` cannot fire before it ends. Use [`call`](Self::call) and
+    /// [`WorkerHandle::await_result`] for a run on its own task from the start.
     ///
     /// # Errors
     ///
@@ -544,7 +569,18 @@ impl WorkerRegistry {
         match self.start(name, payload, &CallOptions::new(), Caller::Awaits)? {
             // Straight to the outcome: a handle would only be built to be taken apart, and
             // the run was started with nobody reading its messages.
-            Started::Own(run) => run.detached_outcome().await,
+            Started::Own(run) => {
+                let mut charge = run.is_finished() && budget_due();
+                poll_fn(|cx| {
+                    if std::mem::take(&mut charge) {
+                        // Pending when the budget is spent: a yield, after which the run's
+                        // outcome is read without charging again.
+                        ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+                    }
+                    run.poll_outcome(cx)
+                })
+                .await
+            }
             attached => attached.into_handle().await_result().await,
         }
     }

@@ -701,15 +701,17 @@ impl Run {
     /// does; a detached run's messages are discarded before they reach it, so only the
     /// run's end wakes it.
     pub(crate) async fn detached_outcome(&self) -> Result<()> {
-        poll_fn(|cx| {
-            let mut mailbox = self.mailbox();
-            if let Some(outcome) = &mailbox.outcome {
-                return Poll::Ready(outcome.clone());
-            }
-            wait_in(&mut mailbox.waiting_reader, cx);
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| self.poll_outcome(cx)).await
+    }
+
+    /// One look for the outcome of a run nobody reads from; see `detached_outcome`.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut mailbox = self.mailbox();
+        if let Some(outcome) = &mailbox.outcome {
+            return Poll::Ready(outcome.clone());
+        }
+        wait_in(&mut mailbox.waiting_reader, cx);
+        Poll::Pending
     }
 
     /// Moves every queued message into the reader's empty `batch` and returns the first,

@@ -1,6 +1,7 @@
 //! Registering and running workers: results, payloads, errors, panics, listings.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -391,5 +392,88 @@ async fn a_run_awaited_by_run_is_cancelled_by_id_at_its_next_await() {
         .unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     let stats = workers.stats("sleeps").await.unwrap();
+    assert_eq!((stats.runs, stats.cancelled, stats.running), (1, 1, 0));
+}
+
+#[tokio::test]
+async fn a_loop_of_runs_that_never_wait_still_lets_other_tasks_run() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("quick", |_| async { Ok(()) })
+        .await
+        .unwrap();
+    // Queued on this same thread: it runs only when the loop below yields.
+    let ticked = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let ticked = Arc::clone(&ticked);
+        async move { ticked.store(true, Ordering::SeqCst) }
+    });
+    let mut ran = 0;
+    while !ticked.load(Ordering::SeqCst) && ran < 100_000 {
+        workers.run("quick", None).await.unwrap();
+        ran += 1;
+    }
+    assert!(
+        ticked.load(Ordering::SeqCst),
+        "{ran} runs in a row never let the other task run"
+    );
+}
+
+/// The registry of the recursive worker below, which runs itself through it.
+static NESTED: OnceLock<WorkerRegistry> = OnceLock::new();
+
+#[tokio::test]
+async fn a_worker_that_runs_itself_thousands_deep_does_not_overflow_the_stack() {
+    let workers = NESTED.get_or_init(WorkerRegistry::new);
+    workers
+        .register("descend", |ctx| async move {
+            let depth = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
+            if depth > 0 {
+                let workers = NESTED.get().expect("registered through it");
+                workers.run("descend", Some(json!(depth - 1))).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // Each level's first step would run inside the one above it, on this thread's stack.
+    workers.run("descend", Some(json!(5000))).await.unwrap();
+    let stats = workers.stats("descend").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.running), (5001, 0, 0));
+}
+
+/// The registry of the worker below, which cancels itself through it.
+static SELF_CANCELLING: OnceLock<WorkerRegistry> = OnceLock::new();
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("worker panic: dropped");
+    }
+}
+
+#[tokio::test]
+async fn a_panic_outside_the_handlers_poll_during_the_first_step_stays_with_the_run() {
+    quiet_worker_panics();
+    let workers = SELF_CANCELLING.get_or_init(WorkerRegistry::new);
+    workers
+        .register("drops-badly", |ctx| {
+            // Cancelled before its first poll, so the run drops the handler's future
+            // unpolled, outside the handler's own poll; dropping it panics.
+            let workers = SELF_CANCELLING.get().expect("registered through it");
+            futures::executor::block_on(workers.cancel(ctx.run_id())).unwrap();
+            let bomb = PanicsOnDrop;
+            async move {
+                let _bomb = &bomb;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let err = workers.run("drops-badly", None).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let stats = workers.stats("drops-badly").await.unwrap();
     assert_eq!((stats.runs, stats.cancelled, stats.running), (1, 1, 0));
 }
