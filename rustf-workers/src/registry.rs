@@ -87,11 +87,12 @@ struct Catalog {
     config: Arc<AppConfig>,
 }
 
-/// Runs finished within their caller's poll since tokio's cooperative budget was last
-/// charged on this thread.
+/// How many runs that finish within their caller's poll share one unit of tokio's
+/// cooperative budget.
 const UNCHARGED_STEPS: u32 = 8;
 
 thread_local! {
+    /// Such runs on this thread since the budget was last charged.
     static STEPS_UNCHARGED: Cell<u32> = const { Cell::new(0) };
 }
 
