@@ -68,6 +68,10 @@ impl RunGuard {
 
     /// When the current attempt started.
     fn attempt_started(&self) -> Instant {
+        // Usually the first attempt, which started with the run: no clock arithmetic.
+        if self.attempt_offset == 0 {
+            return self.run.started;
+        }
         self.run.started + Duration::from_nanos(self.attempt_offset)
     }
 
