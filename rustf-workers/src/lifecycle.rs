@@ -127,16 +127,18 @@ impl RunGuard {
         let (status, result) = outcome.into_result(run.worker_name());
         let elapsed = self.attempt_started().elapsed();
         let error = result.err().map(|err| err.to_string());
-        log_ending(&run, status, elapsed, error.as_deref());
-        log::info!(
-            target: "rustf_workers::run",
-            "[Worker:{} run:{}] retrying in {}ms (attempt {} of {})",
-            run.worker_name(),
-            run.id(),
-            delay.as_millis(),
-            run.attempt() + 1,
-            run.max_attempts,
-        );
+        log_safely(|| {
+            log_ending(&run, status, elapsed, error.as_deref());
+            log::info!(
+                target: "rustf_workers::run",
+                "[Worker:{} run:{}] retrying in {}ms (attempt {} of {})",
+                run.worker_name(),
+                run.id(),
+                delay.as_millis(),
+                run.attempt() + 1,
+                run.max_attempts,
+            );
+        });
         run.push_retried(Attempt {
             number: run.attempt(),
             state: RunState::from(status),
@@ -211,7 +213,7 @@ impl RunGuard {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.attempt_started());
         let error = result.as_ref().err().map(ToString::to_string);
-        log_ending(run, status, elapsed, error.as_deref());
+        log_safely(|| log_ending(run, status, elapsed, error.as_deref()));
         // Usually the first attempt, started with the run: one subtraction for both.
         let duration_ms = millis(if self.attempt_offset == 0 {
             elapsed
@@ -514,6 +516,13 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     } else {
         "panic payload is not a string".to_owned()
     }
+}
+
+/// Logs through the application's logger without letting it break a run's ending: a
+/// logger that panics would otherwise leave the run unpublished, its caller and
+/// `shutdown` waiting for ever. The panic hook has reported the panic already.
+fn log_safely(log: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(log));
 }
 
 fn log_ending(run: &Run, status: RunStatus, elapsed: Duration, error: Option<&str>) {
