@@ -157,12 +157,7 @@ impl LiveRuns {
 
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
         // Run keys are random uuids: the high bits pick the shard.
-        let index = (key >> 96) as usize % SHARDS;
-        // Never held across user code, so a poisoned shard is still consistent.
-        self.shards[index]
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.shards[(key >> 96) as usize % SHARDS])
     }
 
     pub(crate) fn insert(&self, run: Arc<Run>) {
@@ -205,12 +200,7 @@ impl LiveRuns {
         self.retention.set(keep, SHARDS);
         if self.retention.get().1 == 0 {
             for shard in &self.shards {
-                shard
-                    .0
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .ended
-                    .clear();
+                lock(shard).ended.clear();
             }
         }
     }
@@ -220,12 +210,14 @@ impl LiveRuns {
         let mut runs: Vec<Arc<Run>> = self
             .shards
             .iter()
-            .flat_map(|shard| {
-                let shard = shard.0.lock().unwrap_or_else(|e| e.into_inner());
-                shard.live.values().cloned().collect::<Vec<_>>()
-            })
+            .flat_map(|shard| lock(shard).live.values().cloned().collect::<Vec<_>>())
             .collect();
         runs.sort_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id().cmp(b.id())));
         runs
     }
+}
+
+fn lock(shard: &Padded<Mutex<Shard>>) -> MutexGuard<'_, Shard> {
+    // Never held across user code, so a poisoned shard is still consistent.
+    shard.0.lock().unwrap_or_else(|e| e.into_inner())
 }

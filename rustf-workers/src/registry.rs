@@ -109,6 +109,11 @@ fn budget_due() -> bool {
     due
 }
 
+/// The live table's key for a run id; `None` when the id is not a uuid.
+fn run_key(run_id: &str) -> Option<u128> {
+    uuid::Uuid::try_parse(run_id).ok().map(|id| id.as_u128())
+}
+
 /// Who starts a run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Caller {
@@ -135,8 +140,9 @@ impl Started {
     }
 }
 
-/// FxHash over a worker's name: names are short and chosen by the application, so a
-/// keyed hash buys nothing, and a call pays for the hash on every lookup.
+/// An FxHash-style hash of a worker's name, a word at a time: names are short and chosen
+/// by the application, so a keyed hash buys nothing, and a call pays for the hash on every
+/// lookup.
 #[derive(Default)]
 struct NameHasher(u64);
 
@@ -608,9 +614,7 @@ impl WorkerRegistry {
         if cancel(&run, CancelReason::Requested) {
             Ok(())
         } else {
-            Err(Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            })
+            Err(run_not_found(run_id))
         }
     }
 
@@ -693,13 +697,10 @@ impl WorkerRegistry {
     ///
     /// [`Error::RunNotFound`] when the run is neither live nor kept.
     pub fn run_record(&self, run_id: &str) -> Result<RunRecord> {
-        let err = match self.live_run(run_id) {
-            Ok(run) => return Ok(run.record(None)),
-            Err(err) => err,
-        };
-        let key = uuid::Uuid::try_parse(run_id)
-            .map_err(|_| err.clone())?
-            .as_u128();
+        let key = run_key(run_id).ok_or_else(|| run_not_found(run_id))?;
+        if let Some(run) = self.inner.live.get(key) {
+            return Ok(run.record());
+        }
         let catalog = self.inner.catalog.load();
         self.inner
             .live
@@ -711,7 +712,7 @@ impl WorkerRegistry {
                     .map_or_else(String::new, |definition| definition.name.to_string());
                 ended.record(run_id.to_owned(), worker)
             })
-            .ok_or(err)
+            .ok_or_else(|| run_not_found(run_id))
     }
 
     /// The outcome of the ended run `run_id`, while it is remembered (see
@@ -719,8 +720,7 @@ impl WorkerRegistry {
     /// forgotten.
     #[cfg(feature = "http")]
     pub(crate) fn ended_outcome(&self, run_id: &str) -> Option<crate::RunOutcome> {
-        let key = uuid::Uuid::try_parse(run_id).ok()?.as_u128();
-        (self.inner.live).ended(key, crate::history::Ended::outcome)
+        (self.inner.live).ended(run_key(run_id)?, crate::history::Ended::outcome)
     }
 
     /// How long, and how many, ended runs are remembered for
@@ -748,12 +748,9 @@ impl WorkerRegistry {
     }
 
     fn live_run(&self, run_id: &str) -> Result<Arc<Run>> {
-        uuid::Uuid::try_parse(run_id)
-            .ok()
-            .and_then(|id| self.inner.live.get(id.as_u128()))
-            .ok_or_else(|| Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            })
+        run_key(run_id)
+            .and_then(|key| self.inner.live.get(key))
+            .ok_or_else(|| run_not_found(run_id))
     }
 
     /// Statistics of worker `name`; `None` for an unknown name.
@@ -934,6 +931,12 @@ impl WorkerRegistry {
 fn not_registered(name: &str) -> Error {
     Error::NotRegistered {
         name: name.to_owned(),
+    }
+}
+
+fn run_not_found(run_id: &str) -> Error {
+    Error::RunNotFound {
+        run_id: run_id.to_owned(),
     }
 }
 

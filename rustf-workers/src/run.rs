@@ -378,9 +378,9 @@ impl Run {
             .unwrap_or_default()
     }
 
-    /// The run's state and attempts; `last` describes the final attempt once it has
-    /// ended, else the attempt under way is listed as running.
-    pub(crate) fn record(&self, last: Option<Attempt>) -> RunRecord {
+    /// The live run's state and attempts, the one under way last (its error and duration
+    /// not known yet). An ended run's record comes from the live table's ring instead.
+    pub(crate) fn record(&self) -> RunRecord {
         let mut attempts = self
             .mailbox()
             .extra
@@ -388,12 +388,12 @@ impl Run {
             .map(|extra| extra.retried.clone())
             .unwrap_or_default();
         let state = self.state.get();
-        attempts.push(last.unwrap_or_else(|| Attempt {
+        attempts.push(Attempt {
             number: self.attempt(),
             state,
             error: None,
             duration_ms: None,
-        }));
+        });
         RunRecord {
             id: self.id().to_owned(),
             worker: self.worker_name().to_owned(),
