@@ -67,31 +67,12 @@
 //! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, and
 //! performance.
 
-mod admission;
-mod call_options;
-mod checkpoint;
 mod config;
-mod context;
-mod definition;
 mod error;
-mod global;
-mod handle;
-mod history;
-mod idempotency;
-mod installer;
-mod lifecycle;
-mod linked;
-mod live;
-mod options;
-mod outcome;
 mod padded;
-mod progress;
+mod policy;
 mod registry;
 mod run;
-mod run_info;
-mod state;
-mod stats;
-mod subscription;
 
 pub mod prelude;
 
@@ -102,24 +83,24 @@ pub mod http;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use admission::{DEFAULT_MEMORY_POOL, DEFAULT_QUEUE_CAPACITY};
-pub use call_options::CallOptions;
-pub use checkpoint::{CheckpointStore, MemoryCheckpoints, StoreFuture};
 pub use config::AppConfig;
-pub use context::WorkerContext;
 pub use error::{CancelReason, Error, Result};
-pub use global::WORKER;
-pub use handle::WorkerHandle;
-pub use history::{Attempt, RunRecord, DEFAULT_FINISHED_MAX, DEFAULT_FINISHED_RETENTION};
-pub use idempotency::{IdempotencyStore, MemoryIdempotency};
-pub use installer::Installer;
-pub use options::{Backoff, WorkerOptions};
-pub use outcome::{RunEvent, RunOutcome, RunStatus};
-pub use progress::Progress;
+pub use policy::admission::{DEFAULT_MEMORY_POOL, DEFAULT_QUEUE_CAPACITY};
+pub use policy::call_options::CallOptions;
+pub use policy::checkpoint::{CheckpointStore, MemoryCheckpoints, StoreFuture};
+pub use policy::idempotency::{IdempotencyStore, MemoryIdempotency};
+pub use policy::options::{Backoff, WorkerOptions};
+pub use registry::global::WORKER;
+pub use registry::installer::Installer;
 pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
-pub use run_info::RunInfo;
-pub use state::RunState;
-pub use stats::WorkerStats;
-pub use subscription::Subscription;
+pub use run::context::WorkerContext;
+pub use run::handle::WorkerHandle;
+pub use run::history::{Attempt, RunRecord, DEFAULT_FINISHED_MAX, DEFAULT_FINISHED_RETENTION};
+pub use run::info::RunInfo;
+pub use run::outcome::{RunEvent, RunOutcome, RunStatus};
+pub use run::progress::Progress;
+pub use run::state::RunState;
+pub use run::stats::WorkerStats;
+pub use run::subscription::Subscription;
 
 pub use rustf_workers_macros::{auto_workers, worker};

@@ -5,8 +5,8 @@ pub use std::boxed::Box;
 pub use inventory;
 pub use serde;
 
-pub use crate::definition::PayloadCheck;
-pub use crate::linked::{BoxFuture, Registration};
+pub use crate::registry::linked::{BoxFuture, Registration};
+pub use crate::run::definition::PayloadCheck;
 pub use crate::{Installer, Result, WorkerContext, WorkerOptions};
 
 use serde::de::DeserializeOwned;

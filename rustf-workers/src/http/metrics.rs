@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::stats::DURATION_BUCKETS_MS;
+use crate::run::stats::DURATION_BUCKETS_MS;
 use crate::{WorkerRegistry, WorkerStats};
 
 /// The content type of the exposition.

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::definition::{Definition, PayloadCheck};
-use crate::live::LiveRuns;
+use crate::run::definition::{Definition, PayloadCheck};
+use crate::run::live::LiveRuns;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
 
 /// The future a `#[worker]` function's generated starter returns.

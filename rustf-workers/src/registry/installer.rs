@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::linked::BoxFuture;
+use crate::registry::linked::BoxFuture;
 use crate::{Result, WorkerRegistry};
 
 /// A file relative to `src/workers/`, and its `install()` started as a boxed future.

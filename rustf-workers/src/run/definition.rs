@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::lifecycle::{panic_message, Deadline, Driver, Outcome, RunGuard};
-use crate::live::LiveRuns;
-use crate::stats::Counters;
+use crate::run::driver::{panic_message, Deadline, Driver, Outcome, RunGuard};
+use crate::run::live::LiveRuns;
+use crate::run::stats::Counters;
 use crate::{Error, Result, WorkerContext, WorkerOptions};
 
 /// Starts one run: calls the handler and spawns the task that drives its future.

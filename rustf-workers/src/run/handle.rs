@@ -131,7 +131,7 @@ impl WorkerHandle {
     ///
     /// [`Error::RunNotFound`] when the run has already finished.
     pub async fn cancel(&self) -> Result<()> {
-        if crate::lifecycle::cancel(&self.run, CancelReason::Requested) {
+        if crate::run::driver::cancel(&self.run, CancelReason::Requested) {
             Ok(())
         } else {
             Err(Error::RunNotFound {

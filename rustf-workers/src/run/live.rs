@@ -9,9 +9,9 @@ use tokio::sync::Notify;
 
 use arc_swap::ArcSwap;
 
-use crate::admission::Admission;
-use crate::history::{Ended, EndedRing, Retention};
 use crate::padded::Padded;
+use crate::policy::admission::Admission;
+use crate::run::history::{Ended, EndedRing, Retention};
 use crate::run::Run;
 use crate::{CheckpointStore, IdempotencyStore, MemoryCheckpoints, MemoryIdempotency};
 

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::definition::Definition;
-use crate::lifecycle::RunGuard;
+use crate::run::definition::Definition;
+use crate::run::driver::RunGuard;
 use crate::RunState;
 
 /// Default bound of the admission queue.

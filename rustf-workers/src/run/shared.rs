@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::AppConfig;
-use crate::definition::Definition;
-use crate::state::StateCell;
-use crate::subscription::Subscription;
+use crate::run::definition::Definition;
+use crate::run::state::StateCell;
+use crate::run::subscription::Subscription;
 use crate::{
     Attempt, CancelReason, Error, Progress, Result, RunOutcome, RunRecord, RunState, RunStatus,
 };

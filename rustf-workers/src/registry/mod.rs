@@ -1,5 +1,9 @@
 //! The registry: definitions, admission of runs, the live table and shutdown.
 
+pub(crate) mod global;
+pub(crate) mod installer;
+pub(crate) mod linked;
+
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -14,10 +18,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::admission::Entry;
-use crate::definition::{first_step, Definition};
-use crate::lifecycle::{cancel, Outcome, RunGuard};
-use crate::live::{LiveRuns, Phase};
+use crate::policy::admission::Entry;
+use crate::run::definition::{first_step, Definition};
+use crate::run::driver::{cancel, Outcome, RunGuard};
+use crate::run::live::{LiveRuns, Phase};
 use crate::run::{Run, RunKeys, RunSettings};
 use crate::{
     AppConfig, CallOptions, CancelReason, CheckpointStore, Error, IdempotencyStore, Result,
@@ -222,7 +226,7 @@ impl WorkerRegistry {
     /// such conflict is also logged at error level.
     pub fn with_linked() -> Self {
         let registry = Self::new();
-        let (definitions, refused) = crate::linked::linked(&registry.inner.live);
+        let (definitions, refused) = crate::registry::linked::linked(&registry.inner.live);
         registry.update_catalog(|catalog| {
             for definition in definitions {
                 catalog
@@ -720,7 +724,7 @@ impl WorkerRegistry {
     /// forgotten.
     #[cfg(feature = "http")]
     pub(crate) fn ended_outcome(&self, run_id: &str) -> Option<crate::RunOutcome> {
-        (self.inner.live).ended(run_key(run_id)?, crate::history::Ended::outcome)
+        (self.inner.live).ended(run_key(run_id)?, crate::run::history::Ended::outcome)
     }
 
     /// How long, and how many, ended runs are remembered for

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::history::{Ended, EndedMore};
+use crate::run::history::{Ended, EndedMore};
 use crate::run::Run;
 use crate::{Attempt, CancelReason, Error, Result, RunState, RunStatus};
 
