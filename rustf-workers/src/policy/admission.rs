@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::run::definition::Definition;
-use crate::run::driver::RunGuard;
-use crate::RunState;
+use crate::WorkerOptions;
 
 /// Default bound of the admission queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -21,16 +19,35 @@ pub const DEFAULT_MEMORY_POOL: u64 = 256 * 1024 * 1024;
 /// A place in the queue: priority (highest first), then call order.
 type Slot = (Reverse<i32>, u64);
 
-pub(crate) struct Admission {
+/// What the queue needs of a worker: its options (caps, declared memory) and how many of
+/// its limited runs execute now.
+pub(crate) trait Capped {
+    fn options(&self) -> &WorkerOptions;
+    /// Limited runs executing now; changed only under the queue's lock.
+    fn executing(&self) -> &AtomicUsize;
+}
+
+/// What waits in the queue: a run that is to start when its limits allow. The queue holds
+/// it, and hands it back to start, to cancel or to stop at shutdown.
+pub(crate) trait Waiter {
+    type Worker: Capped;
+    fn worker(&self) -> &Arc<Self::Worker>;
+    /// The run's key, to find it again for a cancel.
+    fn key(&self) -> u128;
+    fn id(&self) -> &str;
+    /// It has room now and leaves the queue to execute.
+    fn admitted(&self);
+}
+
+pub(crate) struct Admission<W: Waiter> {
     /// 0: no global cap.
     max_running: AtomicUsize,
     capacity: AtomicUsize,
     memory_pool: AtomicU64,
-    state: Mutex<State>,
+    state: Mutex<State<W>>,
 }
 
-#[derive(Default)]
-struct State {
+struct State<W: Waiter> {
     /// Limited runs executing now.
     running: usize,
     /// Memory declared by the runs executing now.
@@ -38,33 +55,46 @@ struct State {
     /// Waiting runs, one queue per definition (by the definition's address), each
     /// highest priority first, then in call order. Per definition, so that a worker at
     /// its cap never makes another's runs wait behind it.
-    queues: HashMap<usize, Waiting>,
+    queues: HashMap<usize, Waiting<W>>,
     /// Where each waiting run sits, by run key.
     index: HashMap<u128, (usize, Slot)>,
     len: usize,
     next: u64,
 }
 
-struct Waiting {
-    definition: Arc<Definition>,
-    runs: BTreeMap<Slot, RunGuard>,
+impl<W: Waiter> Default for State<W> {
+    fn default() -> Self {
+        Self {
+            running: 0,
+            memory: 0,
+            queues: HashMap::new(),
+            index: HashMap::new(),
+            len: 0,
+            next: 0,
+        }
+    }
 }
 
-fn key_of(definition: &Arc<Definition>) -> usize {
+struct Waiting<W: Waiter> {
+    definition: Arc<W::Worker>,
+    runs: BTreeMap<Slot, W>,
+}
+
+fn key_of<T>(definition: &Arc<T>) -> usize {
     Arc::as_ptr(definition) as usize
 }
 
 /// What `enter` decided.
-pub(crate) enum Entry {
+pub(crate) enum Entry<W> {
     /// Room now: start it.
-    Start(RunGuard),
+    Start(W),
     /// Queued: it starts when room is made.
     Queued,
     /// The queue is full: refuse the call.
-    Full(RunGuard, usize),
+    Full(W, usize),
 }
 
-impl Admission {
+impl<W: Waiter> Admission<W> {
     pub(crate) fn new() -> Self {
         Self {
             max_running: AtomicUsize::new(0),
@@ -74,7 +104,7 @@ impl Admission {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State<W>> {
         // Held for queue operations only, never across user code or an await.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -101,32 +131,33 @@ impl Admission {
     }
 
     /// Whether runs of `definition` are limited, and so must come through here.
-    pub(crate) fn limits(&self, definition: &Definition) -> bool {
-        definition.options.concurrency_cap().is_some()
-            || definition.options.declared_memory() > 0
+    pub(crate) fn limits(&self, definition: &W::Worker) -> bool {
+        let options = definition.options();
+        options.concurrency_cap().is_some()
+            || options.declared_memory() > 0
             || self.max_running() > 0
     }
 
-    fn has_room(&self, state: &State, definition: &Definition) -> bool {
+    fn has_room(&self, state: &State<W>, definition: &W::Worker) -> bool {
         let max = self.max_running();
+        let options = definition.options();
         (max == 0 || state.running < max)
-            && state.memory + definition.options.declared_memory() <= self.memory_pool()
-            && definition
-                .options
+            && state.memory + options.declared_memory() <= self.memory_pool()
+            && options
                 .concurrency_cap()
-                .is_none_or(|cap| definition.executing.load(Ordering::Relaxed) < cap)
+                .is_none_or(|cap| definition.executing().load(Ordering::Relaxed) < cap)
     }
 
     /// Starts the run if its limits allow, else queues it by priority.
-    pub(crate) fn enter(&self, waiting: RunGuard, priority: i32) -> Entry {
-        let definition = Arc::clone(&waiting.run.definition);
+    pub(crate) fn enter(&self, waiting: W, priority: i32) -> Entry<W> {
+        let definition = Arc::clone(waiting.worker());
         let mut state = self.state();
         if self.has_room(&state, &definition) {
             state.running += 1;
-            state.memory += definition.options.declared_memory();
+            state.memory += definition.options().declared_memory();
             // Relaxed: only ever changed under the queue lock.
-            definition.executing.fetch_add(1, Ordering::Relaxed);
-            let _ = waiting.run.state.become_(RunState::Running);
+            definition.executing().fetch_add(1, Ordering::Relaxed);
+            waiting.admitted();
             return Entry::Start(waiting);
         }
         let capacity = self.capacity.load(Ordering::Relaxed);
@@ -137,7 +168,7 @@ impl Admission {
         state.next += 1;
         state.len += 1;
         let key = key_of(&definition);
-        state.index.insert(waiting.run.key, (key, slot));
+        state.index.insert(waiting.key(), (key, slot));
         state
             .queues
             .entry(key)
@@ -152,12 +183,12 @@ impl Admission {
 
     /// A limited run of `definition` ended: the runs that now fit leave the queue, best
     /// first, to be started by the caller.
-    pub(crate) fn leave(&self, definition: &Definition) -> Vec<RunGuard> {
+    pub(crate) fn leave(&self, definition: &W::Worker) -> Vec<W> {
         let mut state = self.state();
         state.running -= 1;
-        state.memory -= definition.options.declared_memory();
+        state.memory -= definition.options().declared_memory();
         // Relaxed: only ever changed under the queue lock.
-        definition.executing.fetch_sub(1, Ordering::Relaxed);
+        definition.executing().fetch_sub(1, Ordering::Relaxed);
         let mut started = Vec::new();
         while let Some(key) = self.best_fit(&state) {
             let queue = state.queues.get_mut(&key).expect("best_fit names a queue");
@@ -168,20 +199,19 @@ impl Admission {
             if queue.runs.is_empty() {
                 state.queues.remove(&key);
             }
-            state.index.remove(&guard.run.key);
+            state.index.remove(&guard.key());
             state.len -= 1;
             state.running += 1;
-            state.memory += def.options.declared_memory();
-            def.executing.fetch_add(1, Ordering::Relaxed);
-            // Only fails if a cancel won the race, and then the run's task stops it.
-            let _ = guard.run.state.become_(RunState::Running);
+            state.memory += def.options().declared_memory();
+            def.executing().fetch_add(1, Ordering::Relaxed);
+            guard.admitted();
             started.push(guard);
         }
         started
     }
 
     /// The queue whose first run has room now and comes first, if any.
-    fn best_fit(&self, state: &State) -> Option<usize> {
+    fn best_fit(&self, state: &State<W>) -> Option<usize> {
         state
             .queues
             .iter()
@@ -192,7 +222,7 @@ impl Admission {
     }
 
     /// Takes a waiting run out of the queue, if it is still there.
-    pub(crate) fn remove(&self, key: u128) -> Option<RunGuard> {
+    pub(crate) fn remove(&self, key: u128) -> Option<W> {
         let mut state = self.state();
         let (queue_key, slot) = state.index.remove(&key)?;
         let queue = state.queues.get_mut(&queue_key)?;
@@ -214,7 +244,7 @@ impl Admission {
                 queue
                     .runs
                     .iter()
-                    .map(|(slot, guard)| (*slot, guard.run.id().to_owned()))
+                    .map(|(slot, guard)| (*slot, guard.id().to_owned()))
             })
             .collect();
         all.sort();
@@ -222,7 +252,7 @@ impl Admission {
     }
 
     /// Empties the queue (shutdown).
-    pub(crate) fn drain(&self) -> Vec<RunGuard> {
+    pub(crate) fn drain(&self) -> Vec<W> {
         let mut state = self.state();
         state.index.clear();
         state.len = 0;

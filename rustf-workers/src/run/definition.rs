@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use crate::policy::admission::Capped;
 use crate::run::driver::{panic_message, Deadline, Driver, Outcome, RunGuard};
 use crate::run::live::LiveRuns;
 use crate::run::stats::Counters;
@@ -163,6 +164,16 @@ impl Definition {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             },
         })
+    }
+}
+
+impl Capped for Definition {
+    fn options(&self) -> &WorkerOptions {
+        &self.options
+    }
+
+    fn executing(&self) -> &AtomicUsize {
+        &self.executing
     }
 }
 

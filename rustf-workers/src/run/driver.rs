@@ -13,6 +13,8 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::policy::admission::Waiter;
+use crate::run::definition::Definition;
 use crate::run::history::{Ended, EndedMore};
 use crate::run::Run;
 use crate::{Attempt, CancelReason, Error, Result, RunState, RunStatus};
@@ -346,6 +348,27 @@ pub(crate) fn cancel(run: &Run, reason: CancelReason) -> bool {
         }
     }
     true
+}
+
+impl Waiter for RunGuard {
+    type Worker = Definition;
+
+    fn worker(&self) -> &Arc<Definition> {
+        &self.run.definition
+    }
+
+    fn key(&self) -> u128 {
+        self.run.key
+    }
+
+    fn id(&self) -> &str {
+        self.run.id()
+    }
+
+    fn admitted(&self) {
+        // Only fails if a cancel won the race, and then the run's task stops it.
+        let _ = self.run.state.become_(RunState::Running);
+    }
 }
 
 impl Drop for RunGuard {

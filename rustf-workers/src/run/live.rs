@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::padded::Padded;
 use crate::policy::admission::Admission;
+use crate::run::driver::RunGuard;
 use crate::run::history::{Ended, EndedRing, Retention};
 use crate::run::Run;
 use crate::{CheckpointStore, IdempotencyStore, MemoryCheckpoints, MemoryIdempotency};
@@ -36,7 +37,7 @@ pub(crate) struct LiveRuns {
     /// Wakes `shutdown` when a run settles.
     idle: Notify,
     /// Concurrency caps and the queue of calls waiting for room.
-    pub(crate) admission: Admission,
+    pub(crate) admission: Admission<RunGuard>,
     /// Where runs keep their checkpoints.
     pub(crate) checkpoints: ArcSwap<Box<dyn CheckpointStore>>,
     /// Where successful runs with an idempotency key are remembered.
