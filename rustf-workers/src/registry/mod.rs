@@ -18,9 +18,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 
-use crate::policy::admission::Entry;
 use crate::run::definition::{first_step, Definition};
-use crate::run::driver::{cancel, Outcome, RunGuard};
+use crate::run::driver::{cancel, Outcome};
+use crate::run::launch::launch;
 use crate::run::live::{LiveRuns, Phase};
 use crate::run::{Run, RunKeys, RunSettings};
 use crate::{
@@ -472,31 +472,15 @@ impl WorkerRegistry {
                 )));
             }
         }
-        definition.counters.admit();
-        if live.phase() != Phase::Open {
-            definition.counters.unadmit();
-            live.settled();
-            return Err(Error::ShuttingDown);
-        }
-
         let daemon = options
             .run_daemon()
             .unwrap_or(definition.options.is_daemon());
-        if daemon && !take_daemon_slot(definition) {
-            definition.counters.unadmit();
-            live.settled();
-            return Err(Error::DaemonLimit {
-                worker: name.to_owned(),
-                max: definition.options.daemon_limit().unwrap_or(usize::MAX),
-            });
-        }
-        let limited = live.admission.limits(definition);
         let settings = RunSettings {
             // Relaxed: settings read once per run; no other data depends on them.
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
             read: caller == Caller::Reads,
-            limited,
+            limited: false,
             max_attempts: if daemon {
                 u32::MAX
             } else {
@@ -516,56 +500,23 @@ impl WorkerRegistry {
                     })
                 }),
         };
-        let run = Run::new(
+        let launched = launch(
             Arc::clone(definition),
             payload,
             Arc::clone(&catalog.config),
             settings,
-        );
-        if let Some((mut runs, key)) = unique {
-            runs.insert((name.into(), key.into()), Arc::clone(&run));
-        }
-        // Listed before it can start, so no run is ever live and missing from the table.
-        live.insert(Arc::clone(&run));
-        let guard = RunGuard::new(Arc::clone(&run));
-        let ready = if limited {
-            match live.admission.enter(guard, options.run_priority()) {
-                Entry::Start(guard) => Some(guard),
-                Entry::Queued => None,
-                Entry::Full(guard, capacity) => {
-                    live.remove(&run);
-                    if daemon {
-                        definition.daemons.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    guard.discard();
-                    definition.counters.unadmit();
-                    live.settled();
-                    return Err(Error::QueueFull {
-                        worker: name.to_owned(),
-                        capacity,
-                    });
+            options.run_priority(),
+            caller == Caller::Awaits,
+            |run| {
+                if let Some((mut runs, key)) = unique {
+                    runs.insert((name.into(), key.into()), Arc::clone(run));
                 }
-            }
-        } else {
-            Some(guard)
-        };
-        // A shutdown that began after the check above may have swept the live table
-        // before the insert; the shard lock orders the two, so if the sweep missed this
-        // run, this load sees its phase.
-        match live.phase() {
-            Phase::Open => {}
-            Phase::Stopping => run.request_stop(),
-            Phase::Aborting => {
-                cancel(&run, CancelReason::Shutdown);
-            }
-        }
-        let step = ready.and_then(|guard| {
-            let deadline = guard.deadline();
-            (definition.spawn)(guard, deadline, caller == Caller::Awaits)
-        });
+            },
+        );
         // The handler's first step may take a while: no look at the catalog is held
         // during it.
         drop(catalog);
+        let (run, step) = launched?;
         if let Some(step) = step {
             first_step(step);
         }
@@ -903,18 +854,6 @@ impl WorkerRegistry {
     pub fn is_shutting_down(&self) -> bool {
         self.inner.live.phase() != Phase::Open
     }
-}
-
-/// Counts one more live daemon of `definition`, unless it is at its cap.
-fn take_daemon_slot(definition: &Definition) -> bool {
-    let cap = definition.options.daemon_limit().unwrap_or(usize::MAX);
-    // Relaxed: the count is its own only data; the CAS makes the cap exact.
-    definition
-        .daemons
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |live| {
-            (live < cap).then_some(live + 1)
-        })
-        .is_ok()
 }
 
 /// Stores behind the policies.

@@ -3,6 +3,7 @@
 //!
 //! - `shared`: the state one run shares between its task, its context and its handle,
 //!   with its stop signals and message mailbox.
+//! - `launch`: where every run begins, whatever its source: admitted, listed, started.
 //! - `definition`: a registered worker as the engine runs it (handler, options, counters).
 //! - `driver`: the run's task (handler raced against cancel and timeout, panics caught),
 //!   and the guard that turns an attempt's end into a retry or the terminal outcome.
@@ -16,6 +17,7 @@ pub(crate) mod driver;
 pub(crate) mod handle;
 pub(crate) mod history;
 pub(crate) mod info;
+pub(crate) mod launch;
 pub(crate) mod live;
 pub(crate) mod outcome;
 pub(crate) mod progress;
