@@ -110,7 +110,8 @@ pub enum Error {
         run_id: String,
     },
 
-    /// The call had to wait for a concurrency cap and the admission queue was full.
+    /// The call had to wait for a limit (a concurrency cap, the registry's
+    /// `set_max_running`, or its memory pool) and the admission queue was full.
     #[error("Worker '{worker}' cannot be queued: the admission queue is full ({capacity} calls waiting)")]
     QueueFull {
         /// The worker's name.

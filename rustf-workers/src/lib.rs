@@ -48,10 +48,10 @@
 //! ```
 //!
 //! Every run reaches exactly one terminal state (completed, failed, timed out, cancelled
-//! or panicked), is counted once in its worker's [`WorkerStats`], and is listed by
-//! [`WORKER::running`] exactly while it is live. A panicking worker fails its own run
-//! and nothing else. [`WORKER::shutdown`] refuses new runs, gives running ones a grace
-//! period, cancels the rest, and returns when none is left.
+//! or panicked), is counted in its worker's [`WorkerStats`] (once per attempt when
+//! retried), and is listed by [`WORKER::running`] exactly while it is live. A panicking
+//! worker fails its own run and nothing else. [`WORKER::shutdown`] refuses new runs,
+//! gives running ones a grace period, cancels the rest, and returns when none is left.
 //!
 //! Anyone can follow a run's messages next to its handle with a [`Subscription`], and
 //! [`WorkerRegistry::live_runs`] lists what is running.
@@ -64,8 +64,8 @@
 //!   run id.
 //!
 //! The guide lives in the repository's `docs/` folder: concepts and API, registration
-//! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, and
-//! performance.
+//! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, execution
+//! policies, and performance.
 
 mod config;
 mod error;

@@ -171,6 +171,52 @@ async fn cancel_and_shutdown_stop_a_run_that_is_backing_off() {
     );
 }
 
+/// What docs/policies.md promises of a run stopped while it waits to retry: the failed
+/// attempt was counted when it ended, and the stop is counted once more, as a
+/// cancellation, timed from the start of that last attempt.
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_backoff_counts_the_failed_attempt_and_one_cancellation() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "stopped-backing-off",
+            WorkerOptions::new()
+                .retries(3)
+                .backoff(Duration::from_secs(100), Duration::from_secs(100)),
+            |ctx| async move {
+                ctx.sleep(Duration::from_secs(2)).await;
+                Err(Error::internal("nope"))
+            },
+        )
+        .await
+        .unwrap();
+    let handle = workers
+        .call("stopped-backing-off", None, None)
+        .await
+        .unwrap();
+    let id = handle.id().to_owned();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(workers.run_info(&id).unwrap().state, RunState::BackingOff);
+    handle.cancel().await.unwrap();
+    assert!(handle.await_result().await.unwrap_err().is_cancelled());
+
+    let stats = workers.stats("stopped-backing-off").await.unwrap();
+    assert_eq!(
+        (stats.runs, stats.errors, stats.failed, stats.cancelled),
+        (2, 2, 1, 1)
+    );
+    // The cancellation's duration runs from the failed attempt's start: 2 s of work and
+    // 10 s of backoff.
+    assert_eq!(stats.last_run_ms, Some(12_000));
+    assert_eq!(stats.total_runtime_ms, 2_000 + 12_000);
+    assert!(
+        stats.last_error.as_deref().unwrap().contains("cancelled"),
+        "{:?}",
+        stats.last_error
+    );
+    assert_eq!(stats.running, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn state_and_attempt_history_while_live_and_for_a_while_after() {
     let workers = WorkerRegistry::new();

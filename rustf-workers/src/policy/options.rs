@@ -156,6 +156,10 @@ impl WorkerOptions {
     /// ([`WorkerRegistry::set_memory_pool`](crate::WorkerRegistry::set_memory_pool),
     /// 256 MiB by default); the others wait in the admission queue. A run declaring more
     /// than the whole pool is refused at call time.
+    ///
+    /// `bytes` is a plain byte count. The attribute's `memory = "64MB"` uses binary
+    /// units (`KB` is 2^10 bytes, `MB` 2^20, `GB` 2^30), so it is `.memory(64 << 20)`,
+    /// 64 × 2^20 bytes.
     #[must_use]
     pub const fn memory(mut self, bytes: u64) -> Self {
         self.memory = bytes;

@@ -386,7 +386,15 @@ impl WorkerRegistry {
     ///
     /// - [`Error::NotRegistered`] for an unknown name.
     /// - [`Error::ShuttingDown`] once [`shutdown`](Self::shutdown) has started.
-    /// - [`Error::Validation`] for a zero timeout.
+    /// - [`Error::Validation`] for a zero timeout, a payload that the worker's typed
+    ///   parameter cannot read, or a worker that declares more memory per run
+    ///   ([`WorkerOptions::memory`]) than the whole memory pool.
+    /// - [`Error::QueueFull`] when the run must wait for a limit (the worker's
+    ///   concurrency cap, [`set_max_running`](Self::set_max_running), or the memory pool)
+    ///   and the admission queue already holds
+    ///   [`set_queue_capacity`](Self::set_queue_capacity) calls.
+    /// - [`Error::DaemonLimit`] when the worker is a daemon ([`WorkerOptions::daemon`])
+    ///   and already has its [`max_daemons`](WorkerOptions::max_daemons) live runs.
     /// - [`Error::Internal`] when called outside a tokio runtime.
     pub async fn call(
         &self,
@@ -404,8 +412,8 @@ impl WorkerRegistry {
     ///
     /// # Errors
     ///
-    /// Those of [`call`](Self::call), and [`Error::QueueFull`] when the run must wait for
-    /// a concurrency cap and the admission queue is full.
+    /// Those of [`call`](Self::call), [`Error::QueueFull`] included; a call made a daemon
+    /// by [`CallOptions::daemon`] can get [`Error::DaemonLimit`] too.
     pub async fn call_with(
         &self,
         name: &str,

@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 /// `errors` is broken down into `failed` (the handler returned an error), `timed_out`,
 /// `cancelled` (by request or by shutdown) and `panicked`.
 ///
+/// A retried run counts once per attempt. A run stopped (cancelled, or by shutdown) while
+/// it waits out a retry's backoff counts its failed attempt when that attempt ended, then
+/// one cancellation, whose duration runs from the start of the failed attempt to the stop:
+/// one failed attempt and a cancel during its backoff make `runs == 2`, `failed == 1`,
+/// `cancelled == 1`.
+///
 /// Each field is read atomically but the snapshot as a whole is not: while runs are
 /// finishing, a field may already include a run another does not. `errors <= runs` holds
 /// in every snapshot.
@@ -156,8 +162,9 @@ impl Counters {
         self.admitted.0.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Records how a run ended. Called exactly once per run, before its outcome is
-    /// published, so a caller that awaited the result sees it counted.
+    /// Records how an attempt ended. Called once per attempt, and for a run's last one
+    /// before its outcome is published, so a caller that awaited the result sees it
+    /// counted.
     pub(crate) fn record(&self, status: RunStatus, elapsed: Duration, error: Option<String>) {
         let ended = &self.ended.0;
         let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);

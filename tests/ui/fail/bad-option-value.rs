@@ -26,4 +26,14 @@ async fn huge(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }
 
+#[worker("bare-memory", memory = 64)]
+async fn bare_memory(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
+#[worker("bare-idle", idle_timeout = 300)]
+async fn bare_idle(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
 fn main() {}

@@ -1,6 +1,7 @@
 use rustf_workers::prelude::*;
 
-#[worker("unknown-option", retries = "3")]
+// A misspelt option: the error lists every option the attribute takes.
+#[worker("unknown-option", retry = 3)]
 async fn unknown_option(_ctx: WorkerContext) -> Result<()> {
     Ok(())
 }
