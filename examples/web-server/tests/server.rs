@@ -52,8 +52,12 @@ impl Server {
         Self { child, port, log }
     }
 
+    fn connect(&self) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", self.port)).unwrap()
+    }
+
     fn request(&self, method: &str, path: &str, body: &str, admin: bool) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut stream = self.connect();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -272,7 +276,36 @@ fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
         .error(404);
     server.admin("GET", "/runs/a/b/c", "").error(404);
     server.admin("PUT", "", "").error(405);
+    for (method, path, kind) in [
+        ("PUT", "", "method_not_allowed"),
+        ("GET", "/%FF", "invalid_path"),
+        ("GET", "/runs/%FF", "invalid_path"),
+        ("GET", "/runs/%FF/events", "invalid_path"),
+    ] {
+        let reply = server.admin(method, path, "");
+        assert_eq!(
+            reply.json()["error"]["kind"],
+            kind,
+            "{path}: {}",
+            reply.body
+        );
+    }
     server.get(&format!("/reports/{id}/progress")).error(404);
+
+    // The application's own errors are JSON too, not empty or plain-text bodies.
+    let message = server.get("/nowhere").error(404);
+    assert_eq!(message, "no route for GET /nowhere");
+    let message = server.request("DELETE", "/emails", "", false).error(405);
+    assert_eq!(message, "DELETE is not allowed on /emails");
+    let message = server.request("POST", "/", "", false).error(405);
+    assert_eq!(message, "POST is not allowed on /");
+    let message = server.get("/reports/%FF/progress").error(400);
+    assert!(message.contains("Invalid UTF-8"), "{message}");
+    let oversized = "x".repeat(2 * 1024 * 1024 + 1);
+    let message = server
+        .request("POST", "/emails", &oversized, false)
+        .error(413);
+    assert!(message.contains("length limit exceeded"), "{message}");
 
     // SIGTERM while a worker runs: it is cancelled when the grace period ends, and the
     // process exits cleanly.
