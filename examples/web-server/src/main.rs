@@ -14,7 +14,8 @@
 //! | `POST /exports` | starts the hour-long `export` |
 //! | `/admin/workers/...` | `rustf_workers::http`, behind a bearer token when `ADMIN_TOKEN` is set |
 //!
-//! `SHUTDOWN_GRACE_MS` sets how long running workers get to finish at shutdown.
+//! `SHUTDOWN_GRACE_MS` sets how long running workers and open connections get to finish at
+//! shutdown; connections are closed a second after it, whatever their clients do.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,6 +35,10 @@ use rustf_workers::prelude::*;
 use rustf_workers::RunEvent;
 
 rustf_workers::auto_workers!();
+
+/// How long open connections get past the workers' grace period: time for a progress
+/// stream to send the `done` of a run that shutdown cancelled.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -76,12 +81,19 @@ async fn main() -> Result<()> {
     let signal = shutdown_signal().await;
     log::info!("{signal} received: shutting down");
     // Stop accepting requests, and stop the workers at the same time: open progress
-    // streams end when their runs do, which lets the server finish draining.
+    // streams end when their runs do, which lets the server finish draining. Draining
+    // waits for every request to end, and a client that never finishes sending one (its
+    // headers, or the body its `Content-Length` announced) would hold the process up
+    // forever: connections get the grace period too, and are closed after it.
     let _ = stop_server.send(());
-    WORKER::shutdown().await?;
-    server
-        .await
-        .map_err(|err| Error::internal(err.to_string()))??;
+    let drain = WORKER::registry().shutdown_grace() + DRAIN_MARGIN;
+    let (stopped, drained) = tokio::join!(WORKER::shutdown(), tokio::time::timeout(drain, server));
+    stopped?;
+    match drained {
+        Ok(served) => served.map_err(|err| Error::internal(err.to_string()))??,
+        // Returning from `main` drops the connections that are left.
+        Err(_) => log::warn!("closing connections still open {drain:?} after {signal}"),
+    }
     log::info!("stopped cleanly");
     Ok(())
 }
