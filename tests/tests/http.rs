@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use rustf_workers::http::RouterBuilder;
+use rustf_workers::http::{RouterBuilder, DEFAULT_BODY_LIMIT};
 use rustf_workers::prelude::*;
 use rustf_workers::WorkerRegistry;
 use tower::ServiceExt;
@@ -35,11 +36,15 @@ impl Reply {
 }
 
 async fn send(router: &Router, method: Method, uri: &str, body: &str) -> Reply {
+    send_body(router, method, uri, Body::from(body.to_owned())).await
+}
+
+async fn send_body(router: &Router, method: Method, uri: &str, body: Body) -> Reply {
     let request = Request::builder()
         .method(method)
         .uri(uri)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_owned()))
+        .body(body)
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
@@ -361,6 +366,113 @@ async fn bad_requests_are_json_4xx_never_500() {
     send(&admin, Method::GET, "/runs/a/b/c", "")
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn every_rejection_is_json_with_a_kind() {
+    let workers = registry().await;
+    let admin = RouterBuilder::for_registry(workers.clone())
+        .allow_starting_runs()
+        .allow_cancelling_runs()
+        .build();
+
+    // Path parameters that are not UTF-8, on every route that reads one.
+    for (method, uri, parameter) in [
+        (Method::GET, "/%FF", "name"),
+        (Method::GET, "/runs/%FF", "id"),
+        (Method::GET, "/runs/%FF/events", "id"),
+        (Method::DELETE, "/runs/%FF", "id"),
+        (Method::POST, "/%FF/runs", "name"),
+    ] {
+        let reply = send(&admin, method, uri, "").await;
+        assert_eq!(reply.content_type, "application/json", "{}", reply.body);
+        let message = reply.error(StatusCode::BAD_REQUEST, "invalid_path");
+        assert_eq!(
+            message,
+            format!("the path `{uri}` is not valid: Invalid UTF-8 in `{parameter}`")
+        );
+    }
+
+    // A body over the limit, 2 MiB by default, never reaches the worker.
+    let oversized = format!("\"{}\"", "x".repeat(DEFAULT_BODY_LIMIT));
+    let message = send(&admin, Method::POST, "/report/runs", &oversized)
+        .await
+        .error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    assert_eq!(
+        message,
+        "the request body is over the limit of 2097152 bytes; \
+         `RouterBuilder::body_limit` sets it"
+    );
+    // A body that breaks off half way.
+    let broken = futures::stream::iter([
+        Ok(axum::body::Bytes::from_static(b"{ \"steps\"")),
+        Err(std::io::Error::other("connection reset")),
+    ]);
+    let message = send_body(
+        &admin,
+        Method::POST,
+        "/report/runs",
+        Body::from_stream(broken),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST, "invalid_body");
+    assert!(message.contains("connection reset"), "{message}");
+    send(&admin, Method::POST, "/report/runs", "{ nope")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_json");
+    assert_eq!(workers.stats("report").await.unwrap().running, 0);
+
+    // A method a route does not take, on every route.
+    for (method, uri) in [
+        (Method::PUT, "/"),
+        (Method::POST, "/metrics"),
+        (Method::POST, "/runs"),
+        (Method::PATCH, "/runs/some-id"),
+        (Method::POST, "/runs/some-id/events"),
+        (Method::DELETE, "/report"),
+        (Method::GET, "/report/runs"),
+    ] {
+        let reply = send(&admin, method.clone(), uri, "").await;
+        assert_eq!(reply.content_type, "application/json", "{}", reply.body);
+        let message = reply.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        assert_eq!(message, format!("{method} is not allowed on {uri}"));
+    }
+    let message = get(&admin, "/runs/a/b/c")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(message, "no route for GET /runs/a/b/c");
+
+    // No route reads a query string, so a malformed one cannot be rejected: it is ignored.
+    for uri in ["/?%FF=%ZZ", "/runs?&&=%", "/report?timeout=-1"] {
+        let reply = get(&admin, uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+        reply.json();
+    }
+}
+
+#[tokio::test]
+async fn the_body_limit_is_the_builders_whatever_the_application_sets() {
+    let workers = registry().await;
+    let admin = RouterBuilder::for_registry(workers.clone())
+        .allow_starting_runs()
+        .body_limit(16)
+        .build();
+    // The application's own, smaller, limit stays outside the router.
+    let app = Router::new()
+        .nest("/admin", admin)
+        .layer(DefaultBodyLimit::max(4));
+
+    let reply = send(&app, Method::POST, "/admin/report/runs", r#"{"steps": 1}"#).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let message = send(
+        &app,
+        Method::POST,
+        "/admin/report/runs",
+        r#"{"steps": 1, "more": true}"#,
+    )
+    .await
+    .error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    assert!(message.contains("limit of 16 bytes"), "{message}");
 }
 
 #[tokio::test]

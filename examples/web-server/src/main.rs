@@ -14,14 +14,18 @@
 //! | `POST /exports` | starts the hour-long `export` |
 //! | `/admin/workers/...` | `rustf_workers::http`, behind a bearer token when `ADMIN_TOKEN` is set |
 //!
-//! `SHUTDOWN_GRACE_MS` sets how long running workers get to finish at shutdown.
+//! `SHUTDOWN_GRACE_MS` sets how long running workers and open connections get to finish at
+//! shutdown; connections are closed a second after it, whatever their clients do.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::fmt::Display;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -31,6 +35,10 @@ use rustf_workers::prelude::*;
 use rustf_workers::RunEvent;
 
 rustf_workers::auto_workers!();
+
+/// How long open connections get past the workers' grace period: time for a progress
+/// stream to send the `done` of a run that shutdown cancelled.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -52,7 +60,10 @@ async fn main() -> Result<()> {
         .route("/reports/live", get(live_report))
         .route("/reports/{id}/progress", get(report_progress))
         .route("/exports", post(start_export))
-        .nest("/admin/workers", admin);
+        .nest("/admin/workers", admin)
+        // Without these, an unknown path or a wrong method is an empty 404 or 405.
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
 
     let port = port_from_args_or_env();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -70,18 +81,29 @@ async fn main() -> Result<()> {
     let signal = shutdown_signal().await;
     log::info!("{signal} received: shutting down");
     // Stop accepting requests, and stop the workers at the same time: open progress
-    // streams end when their runs do, which lets the server finish draining.
+    // streams end when their runs do, which lets the server finish draining. Draining
+    // waits for every request to end, and a client that never finishes sending one (its
+    // headers, or the body its `Content-Length` announced) would hold the process up
+    // forever: connections get the grace period too, and are closed after it.
     let _ = stop_server.send(());
-    WORKER::shutdown().await?;
-    server
-        .await
-        .map_err(|err| Error::internal(err.to_string()))??;
+    let drain = WORKER::registry().shutdown_grace() + DRAIN_MARGIN;
+    let (stopped, drained) = tokio::join!(WORKER::shutdown(), tokio::time::timeout(drain, server));
+    stopped?;
+    match drained {
+        Ok(served) => served.map_err(|err| Error::internal(err.to_string()))??,
+        // Returning from `main` drops the connections that are left.
+        Err(_) => log::warn!("closing connections still open {drain:?} after {signal}"),
+    }
     log::info!("stopped cleanly");
     Ok(())
 }
 
 /// `POST /emails`: runs `send-email` and waits for it.
-async fn send_email(body: axum::body::Bytes) -> Response {
+async fn send_email(body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejected(rejection),
+    };
     let payload = match serde_json::from_slice::<Value>(&body) {
         Ok(payload) => payload,
         Err(err) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {err}")),
@@ -94,7 +116,11 @@ async fn send_email(body: axum::body::Bytes) -> Response {
 }
 
 /// `POST /reports`: starts `generate-report` and answers with where to watch it.
-async fn start_report(body: axum::body::Bytes) -> Response {
+async fn start_report(body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejected(rejection),
+    };
     let payload = serde_json::from_slice::<Value>(&body).ok();
     match WORKER::call("generate-report", None, payload).await {
         Ok(handle) => (
@@ -111,7 +137,11 @@ async fn start_report(body: axum::body::Bytes) -> Response {
 
 /// `GET /reports/{id}/progress`: a live report's progress as Server-Sent Events, then its
 /// outcome. A report that has already finished is a 404.
-async fn report_progress(Path(id): Path<String>) -> Response {
+async fn report_progress(id: Result<Path<String>, PathRejection>) -> Response {
+    let Path(id) = match id {
+        Ok(id) => id,
+        Err(rejection) => return rejected(rejection),
+    };
     match WORKER::registry().subscribe(&id) {
         Ok(subscription) => progress_events(subscription),
         Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
@@ -202,6 +232,27 @@ async fn require_admin_token(request: Request, next: Next) -> Response {
 
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": { "message": message } }))).into_response()
+}
+
+/// An extractor's rejection (a body over axum's 2 MiB limit, a path that is not UTF-8)
+/// as this application's JSON error: axum's own answer is plain text.
+fn rejected(rejection: impl IntoResponse + Display) -> Response {
+    let message = rejection.to_string();
+    error(rejection.into_response().status(), message)
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 fn port_from_args_or_env() -> u16 {

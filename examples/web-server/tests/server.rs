@@ -1,5 +1,5 @@
 //! The web server as a real process on a free loopback port: driven over HTTP, then
-//! stopped with SIGTERM while a worker is running.
+//! stopped with SIGTERM while a worker is running and clients hold half-sent requests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token";
 const GRACE: Duration = Duration::from_millis(300);
+/// How long past the grace period the server may take to exit: its one-second drain
+/// margin, and slack for a loaded machine.
+const EXIT_BOUND: Duration = Duration::from_secs(3);
 
 struct Server {
     child: Child,
@@ -52,8 +55,12 @@ impl Server {
         Self { child, port, log }
     }
 
+    fn connect(&self) -> TcpStream {
+        TcpStream::connect(("127.0.0.1", self.port)).unwrap()
+    }
+
     fn request(&self, method: &str, path: &str, body: &str, admin: bool) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut stream = self.connect();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -272,12 +279,56 @@ fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
         .error(404);
     server.admin("GET", "/runs/a/b/c", "").error(404);
     server.admin("PUT", "", "").error(405);
+    for (method, path, kind) in [
+        ("PUT", "", "method_not_allowed"),
+        ("GET", "/%FF", "invalid_path"),
+        ("GET", "/runs/%FF", "invalid_path"),
+        ("GET", "/runs/%FF/events", "invalid_path"),
+    ] {
+        let reply = server.admin(method, path, "");
+        assert_eq!(
+            reply.json()["error"]["kind"],
+            kind,
+            "{path}: {}",
+            reply.body
+        );
+    }
     server.get(&format!("/reports/{id}/progress")).error(404);
 
+    // The application's own errors are JSON too, not empty or plain-text bodies.
+    let message = server.get("/nowhere").error(404);
+    assert_eq!(message, "no route for GET /nowhere");
+    let message = server.request("DELETE", "/emails", "", false).error(405);
+    assert_eq!(message, "DELETE is not allowed on /emails");
+    let message = server.request("POST", "/", "", false).error(405);
+    assert_eq!(message, "POST is not allowed on /");
+    let message = server.get("/reports/%FF/progress").error(400);
+    assert!(message.contains("Invalid UTF-8"), "{message}");
+    let oversized = "x".repeat(2 * 1024 * 1024 + 1);
+    let message = server
+        .request("POST", "/emails", &oversized, false)
+        .error(413);
+    assert!(message.contains("length limit exceeded"), "{message}");
+
     // SIGTERM while a worker runs: it is cancelled when the grace period ends, and the
-    // process exits cleanly.
+    // process exits cleanly, even with clients that never finish their requests: one stops
+    // inside its headers, one sends 10 of the 100 body bytes it announced.
     let export = server.request("POST", "/exports", "", false).json();
     let running = export["id"].as_str().unwrap().to_owned();
+    let mut half_headers = server.connect();
+    half_headers
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let mut half_body = server.connect();
+    half_body
+        .write_all(
+            b"POST /emails HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n\
+              {\"to\": \"ad",
+        )
+        .unwrap();
+    // Time for the server to read what they sent: a connection it has read nothing from
+    // is idle, and closes at once.
+    thread::sleep(Duration::from_millis(200));
     let mut server = server;
     let pid = server.child.id().to_string();
     let sent_at = Instant::now();
@@ -291,13 +342,15 @@ fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
             break status;
         }
         assert!(
-            sent_at.elapsed() < GRACE + Duration::from_secs(10),
-            "the server did not exit"
+            sent_at.elapsed() < GRACE + EXIT_BOUND,
+            "the server did not exit within {:?} of SIGTERM",
+            GRACE + EXIT_BOUND
         );
         thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "exit status {status}");
     assert!(sent_at.elapsed() >= GRACE, "it waited for the grace period");
+    drop((half_headers, half_body));
 
     // The log reader finishes once the process has closed its stderr.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -311,6 +364,10 @@ fn the_server_runs_workers_and_stops_cleanly_on_sigterm() {
     }
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("SIGTERM received: shutting down"), "{log}");
+    assert!(
+        log.contains("closing connections still open 1.3s after SIGTERM"),
+        "{log}"
+    );
     let cancelled = format!("[Worker:export run:{running}] cancelled after");
     let line = log
         .lines()

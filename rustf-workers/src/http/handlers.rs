@@ -3,14 +3,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::extract::{Body, Path};
 use super::json::{
     DefinitionDetail, DefinitionOptions, DefinitionSummary, ErrorBody, ErrorDetail, StartedRun,
 };
@@ -104,7 +104,11 @@ fn sse_event(event: RunEvent) -> Event {
     }
 }
 
-pub(super) async fn start(State(http): Shared, Path(name): Path<String>, body: Bytes) -> Response {
+pub(super) async fn start(
+    State(http): Shared,
+    Path(name): Path<String>,
+    Body(body): Body,
+) -> Response {
     if !http.allow_start {
         return disabled("starting runs", "allow_starting_runs");
     }
@@ -201,7 +205,7 @@ fn error(err: &Error) -> Response {
     respond(status, kind, err.to_string())
 }
 
-fn respond(status: StatusCode, kind: &str, message: String) -> Response {
+pub(super) fn respond(status: StatusCode, kind: &str, message: String) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
             kind: kind.to_owned(),

@@ -61,7 +61,9 @@ pub struct ErrorBody {
 #[non_exhaustive]
 pub struct ErrorDetail {
     /// A stable machine-readable kind: `not_registered`, `run_not_found`,
-    /// `invalid_json`, `validation`, `shutting_down`, `disabled`, `not_found`, ...
+    /// `invalid_json`, `invalid_path`, `invalid_body`, `body_too_large`, `validation`,
+    /// `already_registered`, `shutting_down`, `disabled`, `not_found`,
+    /// `method_not_allowed`, `internal`.
     pub kind: String,
     /// A sentence for people, naming the thing that was wrong.
     pub message: String,

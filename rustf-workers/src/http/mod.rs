@@ -21,15 +21,21 @@
 //! | `POST /{name}/runs` | start a run with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
 //!
-//! Errors are JSON ([`ErrorBody`]) with a 4xx status naming the problem. The guide is
-//! `docs/http.md`; put the router behind your application's own authentication.
+//! Every error is JSON ([`ErrorBody`]) with a status and a `kind` naming the problem,
+//! including the ones axum's extractors would answer in plain text: a path parameter that
+//! is not UTF-8 (`400` `invalid_path`), a body over [`RouterBuilder::body_limit`] (`413`
+//! `body_too_large`), an unknown route (`404` `not_found`), a method a route does not
+//! take (`405` `method_not_allowed`). The guide is `docs/http.md`; put the router behind
+//! your application's own authentication.
 
+mod extract;
 mod handlers;
 mod json;
 mod metrics;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 
@@ -39,14 +45,18 @@ pub use json::{
     DefinitionDetail, DefinitionOptions, DefinitionSummary, ErrorBody, ErrorDetail, StartedRun,
 };
 
+/// The largest request body the router reads unless [`RouterBuilder::body_limit`] says
+/// otherwise: 2 MiB, axum's own default.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// The read-only router over the global registry: statistics, live runs, events, metrics.
 /// Starting and cancelling runs stay off; see [`RouterBuilder`].
 pub fn router() -> Router {
     RouterBuilder::new().build()
 }
 
-/// Builds the router: which registry, and whether runs may be started or cancelled over
-/// HTTP.
+/// Builds the router: which registry, whether runs may be started or cancelled over HTTP,
+/// and how large a request body it reads.
 ///
 /// ```
 /// let admin = rustf_workers::http::RouterBuilder::new()
@@ -61,6 +71,7 @@ pub struct RouterBuilder {
     registry: WorkerRegistry,
     allow_start: bool,
     allow_cancel: bool,
+    body_limit: usize,
 }
 
 impl RouterBuilder {
@@ -75,6 +86,7 @@ impl RouterBuilder {
             registry,
             allow_start: false,
             allow_cancel: false,
+            body_limit: DEFAULT_BODY_LIMIT,
         }
     }
 
@@ -91,11 +103,31 @@ impl RouterBuilder {
         self
     }
 
+    /// Sets the largest request body the router reads, in bytes; a larger one is answered
+    /// `413` with `"kind": "body_too_large"` before any worker sees it. Only
+    /// `POST /{name}/runs` reads a body: its payload. Default: [`DEFAULT_BODY_LIMIT`].
+    ///
+    /// The router sets this limit itself, so a `DefaultBodyLimit` layer around it does not
+    /// change it.
+    ///
+    /// ```
+    /// let admin = rustf_workers::http::RouterBuilder::new()
+    ///     .allow_starting_runs()
+    ///     .body_limit(64 * 1024)
+    ///     .build();
+    /// # let _: axum::Router = admin;
+    /// ```
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
     /// The router. Also turns on
     /// [`keep_last_messages`](WorkerRegistry::keep_last_messages), so run listings show
     /// each run's last message.
     pub fn build(self) -> Router {
         self.registry.keep_last_messages(true);
+        let body_limit = DefaultBodyLimit::max(self.body_limit);
         let state = Arc::new(self);
         Router::new()
             .route("/", get(handlers::definitions))
@@ -107,6 +139,7 @@ impl RouterBuilder {
             .route("/{name}/runs", axum::routing::post(handlers::start))
             .fallback(handlers::not_found)
             .method_not_allowed_fallback(handlers::method_not_allowed)
+            .layer(body_limit)
             .with_state(state)
     }
 }
