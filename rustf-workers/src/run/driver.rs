@@ -204,20 +204,27 @@ impl RunGuard {
                 .load()
                 .record(run.worker_name(), key, run.id(), retention);
         }
-        let held_slot = match run.state.become_(RunState::from(status)) {
-            Ok(from) => from != RunState::Queued,
+        let from = match run.state.become_(RunState::from(status)) {
+            Ok(from) => from,
             Err(illegal) => {
                 debug_assert!(false, "{illegal:?}");
-                false
+                RunState::Queued
             }
         };
+        let held_slot = from != RunState::Queued;
+        // Stopped while waiting to retry: no attempt was under way, so none ends here.
+        let between_attempts = from == RunState::BackingOff;
         // One clock read for both durations.
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.attempt_started());
+        let elapsed = if between_attempts {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(self.attempt_started())
+        };
         let error = result.as_ref().err().map(ToString::to_string);
         log_safely(|| log_ending(run, status, elapsed, error.as_deref()));
         // Usually the first attempt, started with the run: one subtraction for both.
-        let duration_ms = millis(if self.attempt_offset == 0 {
+        let duration_ms = millis(if self.attempt_offset == 0 && !between_attempts {
             elapsed
         } else {
             now.saturating_duration_since(run.started)
@@ -225,7 +232,7 @@ impl RunGuard {
         // Unlisted (and remembered), counted, published, settled, in that order: a caller
         // that awaited the result never finds the run in `running()` and reads statistics
         // that include it; `shutdown` returns only after the outcome is out.
-        let retried = run.attempt() > 1;
+        let retried = run.attempt() > 1 || between_attempts;
         definition.live.end(
             run,
             Ended {
@@ -241,6 +248,7 @@ impl RunGuard {
                 more: (error.is_some() || retried).then(|| {
                     Box::new(EndedMore {
                         error: error.clone(),
+                        between_attempts,
                         retried: if retried {
                             run.take_retried()
                         } else {
@@ -250,7 +258,7 @@ impl RunGuard {
                 }),
             },
         );
-        definition.counters.record(status, elapsed, error);
+        definition.counters.record_end(status, elapsed, error);
         run.close(result, status, duration_ms);
         // Its slot goes to the next runs that fit, before it stops counting as in
         // flight, so `shutdown` never sees a gap between the two.

@@ -59,6 +59,9 @@ pub(crate) struct Ended {
 /// The parts of an ended run's record that most runs do not have.
 pub(crate) struct EndedMore {
     pub(crate) error: Option<String>,
+    /// The run was stopped while it waited to retry: its last attempt is the last of
+    /// `retried`, and none ended with the run.
+    pub(crate) between_attempts: bool,
     /// Attempts that ended in a retry.
     pub(crate) retried: Vec<Attempt>,
 }
@@ -70,12 +73,14 @@ impl Ended {
             .as_ref()
             .map(|more| more.retried.clone())
             .unwrap_or_default();
-        attempts.push(Attempt {
-            number: self.attempt,
-            state: RunState::from(self.status),
-            error: self.error(),
-            duration_ms: Some(self.duration_ms),
-        });
+        if !self.more.as_ref().is_some_and(|more| more.between_attempts) {
+            attempts.push(Attempt {
+                number: self.attempt,
+                state: RunState::from(self.status),
+                error: self.error(),
+                duration_ms: Some(self.duration_ms),
+            });
+        }
         RunRecord {
             id,
             worker,

@@ -388,12 +388,15 @@ impl Run {
             .map(|extra| extra.retried.clone())
             .unwrap_or_default();
         let state = self.state.get();
-        attempts.push(Attempt {
-            number: self.attempt(),
-            state,
-            error: None,
-            duration_ms: None,
-        });
+        // Backing off, the last attempt is the last retried one: none is under way.
+        if state != RunState::BackingOff {
+            attempts.push(Attempt {
+                number: self.attempt(),
+                state,
+                error: None,
+                duration_ms: None,
+            });
+        }
         RunRecord {
             id: self.id().to_owned(),
             worker: self.worker_name().to_owned(),

@@ -117,7 +117,11 @@ struct Ended {
     total_runtime_ms: AtomicU64,
     max_run_ms: AtomicU64,
     last_run_ms: AtomicU64,
-    /// Runs whose outcome has been published; `admitted - settled` are in flight.
+    /// Runs that have reached their terminal state, counted before their outcome is
+    /// published: `admitted - ended` are the snapshot's `running`.
+    ended: AtomicU64,
+    /// Runs whose outcome has been published; `admitted - settled` are in flight, which
+    /// is what `shutdown` waits out.
     settled: AtomicU64,
     /// Finished runs per duration bucket (not cumulative); the rest are over the last
     /// bound.
@@ -140,6 +144,7 @@ impl Default for Counters {
                 total_runtime_ms: zero(),
                 max_run_ms: zero(),
                 last_run_ms: AtomicU64::new(NO_LAST_RUN),
+                ended: zero(),
                 settled: zero(),
                 #[cfg(feature = "http")]
                 buckets: std::array::from_fn(|_| zero()),
@@ -162,9 +167,18 @@ impl Counters {
         self.admitted.0.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Records how an attempt ended. Called once per attempt, and for a run's last one
-    /// before its outcome is published, so a caller that awaited the result sees it
-    /// counted.
+    /// Records how a run's last attempt ended, and that the run no longer runs. Called
+    /// once per run, before its outcome is published, so a caller that awaited the result
+    /// sees it counted in `runs` and no longer in `running`.
+    pub(crate) fn record_end(&self, status: RunStatus, elapsed: Duration, error: Option<String>) {
+        // Before `runs`, whose Release publishes it: a snapshot that counts the run in
+        // `runs` (read with Acquire) also sees it gone from `running`.
+        self.ended.0.ended.fetch_add(1, Ordering::Relaxed);
+        self.record(status, elapsed, error);
+    }
+
+    /// Records how an attempt ended: one that is retried, or through `record_end` a run's
+    /// last.
     pub(crate) fn record(&self, status: RunStatus, elapsed: Duration, error: Option<String>) {
         let ended = &self.ended.0;
         let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -178,7 +192,8 @@ impl Counters {
         if let Some(bucket) = DURATION_BUCKETS_MS.iter().position(|&bound| ms <= bound) {
             ended.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
-        ended.runs.fetch_add(1, Ordering::Relaxed);
+        // Release: see `record_end`.
+        ended.runs.fetch_add(1, Ordering::Release);
         let breakdown = match status {
             RunStatus::Completed => return,
             RunStatus::Failed => &ended.failed,
@@ -219,13 +234,23 @@ impl Counters {
         std::array::from_fn(|i| self.ended.0.buckets[i].load(Ordering::Relaxed))
     }
 
+    /// Runs admitted and not yet at their terminal state.
+    fn running(&self) -> u64 {
+        // `ended` first: it never passes `admitted`, so reading it first keeps the
+        // difference from going negative. SeqCst pairs with `admit`, like `in_flight`.
+        let ended = self.ended.0.ended.load(Ordering::SeqCst);
+        self.admitted.0.load(Ordering::SeqCst).saturating_sub(ended)
+    }
+
     pub(crate) fn snapshot(&self) -> WorkerStats {
         let ended = &self.ended.0;
         // Acquire, and read before `runs`: see `record`.
         let errors = ended.errors.load(Ordering::Acquire);
         let last = ended.last_run_ms.load(Ordering::Relaxed);
+        // Acquire, and read before `running`: see `record_end`.
+        let runs = ended.runs.load(Ordering::Acquire);
         WorkerStats {
-            runs: ended.runs.load(Ordering::Relaxed),
+            runs,
             errors,
             last_run_ms: (last != NO_LAST_RUN).then_some(last),
             total_runtime_ms: ended.total_runtime_ms.load(Ordering::Relaxed),
@@ -233,7 +258,7 @@ impl Counters {
             timed_out: ended.timed_out.load(Ordering::Relaxed),
             cancelled: ended.cancelled.load(Ordering::Relaxed),
             panicked: ended.panicked.load(Ordering::Relaxed),
-            running: self.in_flight(),
+            running: self.running(),
             max_run_ms: ended.max_run_ms.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -262,7 +287,9 @@ mod tests {
             counters.admit();
             assert_eq!(counters.snapshot().running, 1);
             let error = (status != RunStatus::Completed).then(|| format!("{status:?}"));
-            counters.record(status, Duration::from_millis(ms), error);
+            counters.record_end(status, Duration::from_millis(ms), error);
+            assert_eq!(counters.snapshot().running, 0, "ended, not yet settled");
+            assert_eq!(counters.in_flight(), 1, "shutdown still waits for it");
             counters.settle();
         }
         let stats = counters.snapshot();
@@ -293,7 +320,7 @@ mod tests {
     fn stats_round_trip_through_json_and_accept_older_documents() {
         let counters = Counters::default();
         counters.admit();
-        counters.record(
+        counters.record_end(
             RunStatus::Failed,
             Duration::from_millis(7),
             Some("boom".into()),
