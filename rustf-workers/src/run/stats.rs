@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 ///
 /// A retried run counts once per attempt. A run stopped (cancelled, or by shutdown) while
 /// it waits out a retry's backoff counts its failed attempt when that attempt ended, then
-/// one cancellation, whose duration runs from the start of the failed attempt to the stop:
-/// one failed attempt and a cancel during its backoff make `runs == 2`, `failed == 1`,
-/// `cancelled == 1`.
+/// one cancellation that lasted no time (no attempt was under way): one failed attempt and
+/// a cancel during its backoff make `runs == 2`, `failed == 1`, `cancelled == 1`.
+///
+/// `running` counts runs that have not reached their terminal state: once a caller has a
+/// run's result (`await_result`, `run`), no later snapshot counts it as running.
 ///
 /// Each field is read atomically but the snapshot as a whole is not: while runs are
 /// finishing, a field may already include a run another does not. `errors <= runs` holds
