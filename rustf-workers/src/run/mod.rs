@@ -8,6 +8,7 @@
 //! - `driver`: the run's task (handler raced against cancel and timeout, panics caught),
 //!   and the guard that turns an attempt's end into a retry or the terminal outcome.
 //! - `live`: the table of live runs and the records of ended ones.
+//! - `mailbox`: a run's messages, from its context to its handle and watchers.
 //! - `context`, `handle`, `subscription`: what the worker, the caller and watchers hold.
 //! - `state`, `outcome`, `history`, `info`, `progress`, `stats`: what is reported.
 
@@ -19,6 +20,7 @@ pub(crate) mod history;
 pub(crate) mod info;
 pub(crate) mod launch;
 pub(crate) mod live;
+mod mailbox;
 pub(crate) mod outcome;
 pub(crate) mod progress;
 pub(crate) mod shared;
