@@ -133,16 +133,21 @@ pub enum Error {
     #[error("workers are shutting down: no new runs are accepted")]
     ShuttingDown,
 
-    /// `emit` found the run's message buffer full because its reader is not keeping up.
+    /// `emit` found the run's unread messages at its byte budget
+    /// ([`WorkerRegistry::set_message_budget`](crate::WorkerRegistry::set_message_budget)):
+    /// the handle holds them unread while the worker emits without ever awaiting.
     #[error(
-        "message buffer of worker '{worker}' is full ({capacity} unread messages): \
-         the caller is not reading; use `emit_wait` to wait for room"
+        "message budget of worker '{worker}' is spent ({unread} unread messages, about \
+         {budget} bytes): the caller is not reading; use `emit_wait` to wait for room, or \
+         `.await` between emits so the caller can keep up"
     )]
     MessageBufferFull {
         /// The worker's name.
         worker: String,
-        /// The buffer's capacity.
-        capacity: usize,
+        /// Messages queued and not read yet.
+        unread: usize,
+        /// The run's budget, in bytes (as `set_message_budget` counts them).
+        budget: usize,
     },
 
     /// A message was emitted through a context whose run has already ended.

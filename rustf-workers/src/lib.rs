@@ -92,7 +92,9 @@ pub use policy::idempotency::{IdempotencyStore, MemoryIdempotency};
 pub use policy::options::{Backoff, WorkerOptions};
 pub use registry::global::WORKER;
 pub use registry::installer::Installer;
-pub use registry::{WorkerRegistry, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE};
+pub use registry::{
+    WorkerRegistry, DEFAULT_MESSAGE_BUDGET, DEFAULT_MESSAGE_CAPACITY, DEFAULT_SHUTDOWN_GRACE,
+};
 pub use run::context::WorkerContext;
 pub use run::handle::WorkerHandle;
 pub use run::history::{Attempt, RunRecord, DEFAULT_FINISHED_MAX, DEFAULT_FINISHED_RETENTION};

@@ -90,11 +90,14 @@ async fn recv_is_cancel_safe() {
 }
 
 #[tokio::test]
-async fn emit_reports_a_full_buffer_instead_of_growing() {
+async fn emit_past_the_budget_is_an_error_and_queues_nothing() {
     let workers = WorkerRegistry::new();
-    workers.set_message_capacity(4).unwrap();
+    workers.set_message_capacity(2).unwrap();
+    // Four numbers, as the budget counts them (a `Value` each).
+    workers.set_message_budget(4 * 32).unwrap();
     workers
         .register("flood", |ctx| async move {
+            // Past the soft mark of 2, `emit` still queues, up to the budget.
             for i in 0..4 {
                 ctx.emit(json!(i))?;
             }
@@ -115,11 +118,134 @@ async fn emit_reports_a_full_buffer_instead_of_growing() {
     assert_eq!(got.len(), 5);
     let text = got[4].as_str().unwrap();
     assert!(
-        text.contains("message buffer of worker 'flood' is full (4 unread"),
+        text.contains(
+            "message budget of worker 'flood' is spent (4 unread messages, about 128 bytes)"
+        ),
         "{text}"
     );
     handle.await_result().await.unwrap();
     assert!(workers.set_message_capacity(0).unwrap_err().is_validation());
+    assert!(workers.set_message_budget(0).unwrap_err().is_validation());
+}
+
+/// The seed's own pattern, `ctx.emit(..)?` once per item, with a reader that reads every
+/// message: whether the run succeeds never depends on how the two are scheduled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_in_a_loop_that_awaits_never_fails_a_reader_that_reads_everything() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("items", |ctx| async move {
+            for i in 0..100_000u64 {
+                ctx.emit(json!(i))?;
+                if i % 1_000 == 999 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let mut handle = workers.call("items", None, None).await.unwrap();
+        let mut next = 0u64;
+        while let Some(message) = handle.recv().await {
+            assert_eq!(message, json!(next), "round {round}");
+            next += 1;
+        }
+        assert_eq!(next, 100_000, "round {round}");
+        handle.await_result().await.unwrap();
+    }
+}
+
+/// A worker that never awaits queues past the soft mark, within its budget: a million
+/// small messages all reach a reader that reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emit_in_a_loop_with_no_await_delivers_a_million_messages() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("burst", |ctx| async move {
+            for i in 0..1_000_000u64 {
+                ctx.emit(json!(i))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let mut handle = workers.call("burst", None, None).await.unwrap();
+        let mut next = 0u64;
+        while let Some(message) = handle.recv().await {
+            assert_eq!(message.as_u64(), Some(next), "round {round}");
+            next += 1;
+        }
+        assert_eq!(next, 1_000_000, "round {round}");
+        handle.await_result().await.unwrap();
+    }
+}
+
+/// Past the soft mark, a worker that awaits is held at its `.await` until its reader
+/// takes the queue; its timeout and cancel still apply while it is held.
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_awaits_is_paced_by_its_reader() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let workers = WorkerRegistry::new();
+    workers.set_message_capacity(4).unwrap();
+    let emitted = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&emitted);
+    workers
+        .register("paced", move |ctx| {
+            let counted = Arc::clone(&counted);
+            async move {
+                for i in 0.. {
+                    ctx.emit(json!(i))?;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    let mut handle = workers
+        .call("paced", Some(Duration::from_secs(5)), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(emitted.load(Ordering::SeqCst), 4, "held at the soft mark");
+    // One `recv` takes the whole queue: the worker runs on to the mark again.
+    assert_eq!(handle.recv().await, Some(json!(0)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(emitted.load(Ordering::SeqCst), 8);
+    let first = (1..8).map(|i| json!(i));
+    for expected in first {
+        assert_eq!(handle.recv().await, Some(expected));
+    }
+    // Held, it still times out.
+    let err = tokio::time::timeout(Duration::from_secs(10), handle.await_result())
+        .await
+        .expect("a held run still ends");
+    // `await_result` detached the reader, so the worker ran on, discarding, until its
+    // timeout.
+    assert!(err.unwrap_err().is_timeout());
+    assert!(emitted.load(Ordering::SeqCst) > 8);
+
+    // Held with its handle kept and unread, it still times out, and a cancel stops it.
+    let held = workers
+        .call("paced", Some(Duration::from_secs(1)), None)
+        .await
+        .unwrap();
+    let before = emitted.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(emitted.load(Ordering::SeqCst), before + 4);
+    let stats = workers.stats("paced").await.unwrap();
+    assert_eq!((stats.timed_out, stats.running), (2, 0), "{stats:?}");
+    drop(held);
+
+    let cancelled = workers.call("paced", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    workers.cancel(cancelled.id()).await.unwrap();
+    assert!(cancelled.await_result().await.unwrap_err().is_cancelled());
 }
 
 #[tokio::test]

@@ -32,8 +32,16 @@ use crate::{
 /// Below the 30 s most process supervisors wait before they kill.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
-/// Default number of unread messages a run buffers for its handle.
+/// Default soft mark of a run's mailbox: once this many messages are unread, the run's
+/// handler is held at its next `.await` until its reader catches up, and `emit_wait`
+/// waits.
 pub const DEFAULT_MESSAGE_CAPACITY: usize = 1024;
+
+/// Default budget of a run's unread messages, in bytes as
+/// [`WorkerRegistry::set_message_budget`] counts them: 64 MiB, two million numbers or
+/// about 100,000 one-field objects queued by a worker that emits in a loop without
+/// awaiting while its handle reads nothing.
+pub const DEFAULT_MESSAGE_BUDGET: usize = 64 << 20;
 
 /// A set of worker definitions and their runs.
 ///
@@ -78,6 +86,7 @@ struct Inner {
     live: Arc<LiveRuns>,
     grace_ms: AtomicU64,
     message_capacity: AtomicUsize,
+    message_budget: AtomicUsize,
     keep_last: AtomicBool,
 }
 
@@ -214,6 +223,7 @@ impl WorkerRegistry {
                 live: Arc::new(LiveRuns::new()),
                 grace_ms: AtomicU64::new(DEFAULT_SHUTDOWN_GRACE.as_millis() as u64),
                 message_capacity: AtomicUsize::new(DEFAULT_MESSAGE_CAPACITY),
+                message_budget: AtomicUsize::new(DEFAULT_MESSAGE_BUDGET),
                 keep_last: AtomicBool::new(false),
             }),
         }
@@ -486,6 +496,7 @@ impl WorkerRegistry {
         let settings = RunSettings {
             // Relaxed: settings read once per run; no other data depends on them.
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
+            budget: self.inner.message_budget.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
             read: caller == Caller::Reads,
             limited: false,
@@ -784,8 +795,12 @@ impl WorkerRegistry {
         Duration::from_millis(self.inner.grace_ms.load(Ordering::Relaxed))
     }
 
-    /// Sets how many unread messages a run buffers for its handle before `emit` reports
-    /// [`Error::MessageBufferFull`]. Applies to runs started afterwards. Default:
+    /// Sets the soft mark of a run's mailbox: once `capacity` messages are unread by its
+    /// handle, the run's handler is not polled again (it is held at its next `.await`)
+    /// until the reader takes them, and `emit_wait` waits for room. `emit` itself still
+    /// queues, within the byte budget ([`set_message_budget`](Self::set_message_budget)),
+    /// so a worker that emits in a loop never fails because its reader was scheduled a
+    /// little late. Applies to runs started afterwards. Default:
     /// [`DEFAULT_MESSAGE_CAPACITY`].
     ///
     /// # Errors
@@ -799,6 +814,30 @@ impl WorkerRegistry {
         self.inner
             .message_capacity
             .store(capacity, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets how many bytes of unread messages a run may hold for its handle: past it,
+    /// `emit` returns [`Error::MessageBufferFull`] and queues nothing, and `emit_wait`
+    /// waits. Only a worker that emits without ever awaiting, while its handle reads
+    /// nothing, gets there: one that awaits is held at the soft mark
+    /// ([`set_message_capacity`](Self::set_message_capacity)). Bytes are estimated from
+    /// what a message allocates: a `serde_json::Value` is 32 bytes, plus its strings, its
+    /// arrays' slots, and about 630 bytes per object node (serde_json's objects are
+    /// B-trees of up to 11 entries a node): the default holds two million numbers, or
+    /// about 100,000 one-field objects. A message larger than the whole budget still
+    /// goes through when nothing is unread. Runs nobody reads keep nothing, whatever the
+    /// budget. Applies to runs started afterwards. Default: [`DEFAULT_MESSAGE_BUDGET`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] for a budget of zero.
+    pub fn set_message_budget(&self, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Err(Error::validation("message budget must be at least 1 byte"));
+        }
+        // Relaxed: read once per run at admission; no other data depends on it.
+        self.inner.message_budget.store(bytes, Ordering::Relaxed);
         Ok(())
     }
 

@@ -456,7 +456,7 @@ where
         let run = &*guard.run;
         let outcome = if let Some(reason) = run.abort_reason() {
             Outcome::Cancelled(reason)
-        } else if let Poll::Ready(result) = poll_caught(handler, cx) {
+        } else if let Poll::Ready(result) = poll_unless_held(run, handler, cx) {
             match result {
                 Ok(Ok(())) => Outcome::Completed,
                 Ok(Err(err)) => Outcome::Failed(err),
@@ -526,6 +526,19 @@ fn pending<T>(run: &Run, cx: &mut Context<'_>) -> Poll<T> {
         cx.waker().wake_by_ref();
     }
     Poll::Pending
+}
+
+/// Polls the handler, unless its reader is behind: then it is held at its `.await` until
+/// the reader's next take wakes this task (timers and cancel still apply meanwhile).
+fn poll_unless_held<Fut: Future>(
+    run: &Run,
+    handler: Pin<&mut Fut>,
+    cx: &mut Context<'_>,
+) -> Poll<std::thread::Result<Fut::Output>> {
+    if run.held_for_reader(cx) {
+        return Poll::Pending;
+    }
+    poll_caught(handler, cx)
 }
 
 fn poll_caught<Fut: Future>(

@@ -35,6 +35,20 @@ fn wait_in(slot: &mut Option<Waker>, cx: &mut Context<'_>) {
 }
 
 /// The result of offering a message to the mailbox.
+/// What is offering a message, which decides what a full mailbox means for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// `emit`: queues past the soft mark, up to the byte budget.
+    Emit,
+    /// `emit_wait`: waits at the soft mark, and at the budget.
+    Wait,
+    /// `emit_wait` again, about to wait: a full mailbox marks it as awaited, under the
+    /// same lock, so the reader that makes room wakes it.
+    Awaited,
+    /// A progress update: dropped at the soft mark (the record keeps the latest).
+    Progress,
+}
+
 enum Offer {
     Done(Result<()>),
     /// The buffer is full; the message comes back.
@@ -43,6 +57,11 @@ enum Offer {
 
 pub(super) struct Mailbox {
     pub(super) queue: VecDeque<Value>,
+    /// About how many bytes `queue` holds (see `weight`), against the run's budget.
+    pub(super) bytes: usize,
+    /// The run's driver holds the handler until the reader takes the queue: the reader
+    /// wakes the run's task when it does.
+    pub(super) driver_held: bool,
     /// Whether a handle still reads messages; once it is gone, `emit` discards them.
     pub(super) attached: bool,
     pub(super) closed: bool,
@@ -101,14 +120,23 @@ impl Run {
         self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a message if a reader is attached and the buffer has room.
+    /// Queues a message if a reader is attached, within the run's byte budget. Past the
+    /// soft mark (`capacity` unread messages) it still queues, and the driver holds the
+    /// handler at its next poll until the reader catches up.
     pub(crate) fn emit(&self, message: Value) -> Result<()> {
-        match self.offer(message) {
+        match self.offer_inner(message, Sender::Emit) {
             Offer::Done(result) => result,
-            Offer::Full(_) => Err(Error::MessageBufferFull {
-                worker: self.worker_name().to_owned(),
-                capacity: self.capacity,
-            }),
+            Offer::Full(_) => Err(self.budget_error()),
+        }
+    }
+
+    #[cold]
+    fn budget_error(&self) -> Error {
+        let mailbox = self.mailbox();
+        Error::MessageBufferFull {
+            worker: self.worker_name().to_owned(),
+            unread: mailbox.queue.len(),
+            budget: self.budget,
         }
     }
 
@@ -123,7 +151,7 @@ impl Run {
             }
             mailbox.extra().progress = Some(progress);
         }
-        match self.offer(message) {
+        match self.offer_inner(message, Sender::Progress) {
             Offer::Done(result) => result,
             Offer::Full(_) => Ok(()),
         }
@@ -134,14 +162,15 @@ impl Run {
         self.mailbox().extra.as_ref()?.progress.clone()
     }
 
-    /// Queues a message, waiting for room while the buffer is full.
+    /// Queues a message, waiting for room while the buffer is at its soft mark or its
+    /// budget.
     pub(crate) async fn emit_wait(&self, message: Value) -> Result<()> {
         // Like tokio's own channels: a worker that emits in a loop yields now and then, so
         // its reader (often queued on the same thread) takes the messages in batches that
         // stay in cache (two-thread streaming: ~1.1x -> ~0.85x of an mpsc channel). Before
         // the message is offered, so a future dropped while yielding queued nothing.
         tokio::task::coop::consume_budget().await;
-        let mut message = match self.offer(message) {
+        let mut message = match self.offer_inner(message, Sender::Wait) {
             Offer::Done(result) => return result,
             Offer::Full(message) => message,
         };
@@ -157,16 +186,12 @@ impl Run {
         }
     }
 
-    fn offer(&self, message: Value) -> Offer {
-        self.offer_inner(message, false)
-    }
-
     fn offer_or_wait(&self, message: Value) -> Offer {
-        self.offer_inner(message, true)
+        self.offer_inner(message, Sender::Awaited)
     }
 
-    /// One attempt to queue a message; `wait` marks a full buffer as awaited.
-    fn offer_inner(&self, message: Value, wait: bool) -> Offer {
+    /// One attempt to queue a message for `sender`.
+    fn offer_inner(&self, message: Value, sender: Sender) -> Offer {
         let mut mailbox = self.mailbox();
         if mailbox.closed {
             return Offer::Done(Err(self.finished_error()));
@@ -175,9 +200,21 @@ impl Run {
             self.share(&mut mailbox, &message);
             return Offer::Done(Ok(()));
         }
-        if mailbox.queue.len() >= self.capacity {
-            mailbox.writer_waiting |= wait;
+        let unread = mailbox.queue.len();
+        if unread >= self.capacity && sender != Sender::Emit {
+            mailbox.writer_waiting |= sender == Sender::Awaited;
             return Offer::Full(message);
+        }
+        let weight = weight(&message);
+        // Past the budget, unless the queue is empty: a message larger than the whole
+        // budget still goes through once its reader has caught up.
+        if unread > 0 && mailbox.bytes.saturating_add(weight) > self.budget {
+            mailbox.writer_waiting |= sender == Sender::Awaited;
+            return Offer::Full(message);
+        }
+        mailbox.bytes += weight;
+        if unread + 1 >= self.capacity && sender == Sender::Emit {
+            self.reader_behind();
         }
         self.share(&mut mailbox, &message);
         mailbox.queue.push_back(message);
@@ -333,12 +370,46 @@ impl Run {
             return Poll::Pending;
         }
         std::mem::swap(&mut mailbox.queue, batch);
+        mailbox.bytes = 0;
         let wake_writers = std::mem::take(&mut mailbox.writer_waiting);
+        let wake_driver = self.reader_caught_up(&mut mailbox);
         drop(mailbox);
         if wake_writers {
             self.waiters.notify_waiters();
         }
+        if wake_driver {
+            self.task.wake();
+        }
         Poll::Ready(batch.pop_front())
+    }
+
+    /// Whether the driver is to hold the handler instead of polling it: an `emit` filled
+    /// the mailbox to its soft mark and the reader has not taken it yet. Then the run's
+    /// task is woken when the reader does, or leaves. One atomic load when the reader
+    /// keeps up.
+    pub(crate) fn held_for_reader(&self, cx: &Context<'_>) -> bool {
+        if !self.is_reader_behind() {
+            return false;
+        }
+        // Registered before the look under the lock: a reader that takes the queue right
+        // after it wakes this waker.
+        self.task.register(cx.waker());
+        let mut mailbox = self.mailbox();
+        if mailbox.attached && mailbox.queue.len() >= self.capacity {
+            mailbox.driver_held = true;
+            return true;
+        }
+        self.reader_caught_up(&mut mailbox);
+        false
+    }
+
+    /// Clears the reader-behind mark (under the mailbox lock, like its setting); `true` if
+    /// the driver was holding the handler and must be woken.
+    fn reader_caught_up(&self, mailbox: &mut Mailbox) -> bool {
+        if self.is_reader_behind() {
+            self.clear_reader_behind();
+        }
+        std::mem::take(&mut mailbox.driver_held)
     }
 
     /// `Ok` if nobody has read the run's messages for `idle`; else when to look again.
@@ -378,15 +449,17 @@ impl Run {
     /// The reader is gone: drop what it did not read, and discard what comes later.
     /// Returns the outcome if the run has one already, in the same critical section.
     pub(crate) fn detach(&self) -> Option<Result<()>> {
-        let (unread, wake_writers, outcome, reader) = {
+        let (unread, wake_writers, wake_driver, outcome, reader) = {
             let mut mailbox = self.mailbox();
             mailbox.attached = false;
+            mailbox.bytes = 0;
             if self.idle_stops() && !mailbox.listened() {
                 mailbox.extra().unheard_since = Some(Instant::now());
             }
             (
                 (!mailbox.queue.is_empty()).then(|| std::mem::take(&mut mailbox.queue)),
                 std::mem::take(&mut mailbox.writer_waiting),
+                self.reader_caught_up(&mut mailbox),
                 mailbox.outcome.clone(),
                 // The reader is leaving: its waker is no longer wanted.
                 mailbox.waiting_reader.take(),
@@ -394,6 +467,9 @@ impl Run {
         };
         if wake_writers {
             self.waiters.notify_waiters();
+        }
+        if wake_driver {
+            self.task.wake();
         }
         drop((unread, reader));
         outcome
@@ -429,5 +505,64 @@ impl Run {
             worker: self.worker_name().to_owned(),
             run_id: self.id().to_owned(),
         }
+    }
+}
+
+/// About how many bytes a message holds, allocations included: its `Value`, and on the
+/// heap its strings, its arrays' slots and its maps' tree nodes (serde_json's maps are
+/// B-trees, whose every node is allocated whole: about 630 bytes for up to 11 entries).
+/// An estimate, cheap for the scalars and small objects most messages are; what the run's
+/// message budget is counted in.
+pub(crate) fn weight(value: &Value) -> usize {
+    std::mem::size_of::<Value>() + heap(value)
+}
+
+/// What `value` holds on the heap, by the same estimate.
+fn heap(value: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    // A B-tree leaf of `String` keys and `Value`s: 11 of each, and its header.
+    const MAP_NODE: usize = 16 + 11 * (std::mem::size_of::<String>() + VALUE);
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(text) => text.capacity(),
+        Value::Array(items) => items.capacity() * VALUE + items.iter().map(heap).sum::<usize>(),
+        Value::Object(map) if map.is_empty() => 0,
+        // Nodes are at least half full, so one per 6 entries bounds them.
+        Value::Object(map) => {
+            map.len().div_ceil(6) * MAP_NODE
+                + map
+                    .iter()
+                    .map(|(key, value)| key.capacity() + heap(value))
+                    .sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::weight;
+
+    #[test]
+    fn weight_counts_what_a_message_allocates() {
+        assert_eq!(weight(&json!(7)), 32);
+        assert_eq!(weight(&json!(null)), 32);
+        assert_eq!(weight(&json!("abc")), 32 + 3);
+        assert_eq!(weight(&json!([1, 2])), 32 + 2 * 32);
+        // One B-tree node, its key's byte, its value inline.
+        assert_eq!(weight(&json!({ "i": 1 })), 32 + 632 + 1);
+        let nested = json!({ "a": { "b": "xy" } });
+        assert_eq!(weight(&nested), 32 + 632 + 1 + 632 + 1 + 2);
+        let many: serde_json::Map<String, serde_json::Value> = (0..12)
+            .map(|i| {
+                (
+                    String::from(["ka", "kb", "kc"][i % 3]) + &i.to_string(),
+                    json!(i),
+                )
+            })
+            .collect();
+        let keys: usize = many.keys().map(String::capacity).sum();
+        assert_eq!(weight(&many.into()), 32 + 2 * 632 + keys);
     }
 }

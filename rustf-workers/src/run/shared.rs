@@ -27,6 +27,10 @@ const ABORT: u8 = 1 << 1;
 const BY_SHUTDOWN: u8 = 1 << 2;
 /// The run has an outcome; it can no longer be cancelled.
 const FINISHED: u8 = 1 << 3;
+/// An `emit` filled the mailbox to its soft mark while a handle reads: the driver holds
+/// the handler at its next poll until the reader takes the queue. Set and cleared under
+/// the mailbox lock; read without it by the driver.
+const READER_BEHIND: u8 = 1 << 4;
 
 /// One run: identity, inputs, stop signals, message mailbox and per-run state.
 ///
@@ -66,6 +70,8 @@ pub(crate) struct Run {
     /// The call's keys, for the few runs that have any.
     pub(crate) keys: Option<Box<RunKeys>>,
     pub(super) capacity: usize,
+    /// About how many bytes of unread messages the mailbox may hold.
+    pub(super) budget: usize,
     /// Attempts allowed in all: 1 plus the retries; unbounded for a daemon.
     pub(crate) max_attempts: u32,
     /// Counted against concurrency caps: it holds a slot while executing.
@@ -89,8 +95,11 @@ pub(crate) struct Run {
 /// How a run is to behave, decided at admission from the registry, the definition and
 /// the call.
 pub(crate) struct RunSettings {
-    /// The message buffer's capacity.
+    /// The mailbox's soft mark: unread messages past which the driver waits for the
+    /// reader.
     pub(crate) capacity: usize,
+    /// About how many bytes of unread messages the mailbox may hold.
+    pub(crate) budget: usize,
     /// Whether to keep the last message for listings.
     pub(crate) keep_last: bool,
     /// Whether a handle will read the messages: `WORKER::run` never does, so its runs
@@ -149,6 +158,7 @@ impl Run {
     ) -> Self {
         let RunSettings {
             capacity,
+            budget,
             keep_last,
             read,
             limited,
@@ -189,6 +199,8 @@ impl Run {
             waiters: Notify::new(),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
+                bytes: 0,
+                driver_held: false,
                 attached: read,
                 closed: false,
                 writer_waiting: false,
@@ -204,6 +216,7 @@ impl Run {
                 }),
             }),
             capacity,
+            budget,
             keep_last,
             user_state: Mutex::new(None),
         }
@@ -218,6 +231,7 @@ impl Run {
     ) -> Arc<Self> {
         let settings = RunSettings {
             capacity: 1,
+            budget: 0,
             keep_last: false,
             read: false,
             limited: false,
@@ -393,6 +407,23 @@ impl Run {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.signal.load(Ordering::Acquire) & FINISHED != 0
+    }
+
+    pub(super) fn is_reader_behind(&self) -> bool {
+        // Relaxed: a hint; the mailbox lock orders what the driver then looks at.
+        self.signal.load(Ordering::Relaxed) & READER_BEHIND != 0
+    }
+
+    /// Marks the reader behind, once per fill. Under the mailbox lock.
+    pub(super) fn reader_behind(&self) {
+        if !self.is_reader_behind() {
+            self.signal.fetch_or(READER_BEHIND, Ordering::Relaxed);
+        }
+    }
+
+    /// Under the mailbox lock.
+    pub(super) fn clear_reader_behind(&self) {
+        self.signal.fetch_and(!READER_BEHIND, Ordering::Relaxed);
     }
 
     pub(crate) fn is_stop_requested(&self) -> bool {
