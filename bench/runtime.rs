@@ -150,6 +150,16 @@ fn main() {
         })
         .await
         .unwrap();
+        // The seed's own pattern: `emit` once per item, never waiting for the reader.
+        WORKER::register("stream-emit", |ctx| async move {
+            let n = ctx.payload().and_then(Value::as_u64).unwrap_or(0);
+            for i in 0..n {
+                ctx.emit(json!(i))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
         WORKER::register("park", |ctx| async move {
             ctx.sleep(Duration::from_secs(3600)).await;
             Ok(())
@@ -242,6 +252,38 @@ fn main() {
             messages,
             || async move {
                 let mut handle = WORKER::call("stream", None, Some(json!(messages)))
+                    .await
+                    .unwrap();
+                let mut count = 0;
+                while let Some(message) = handle.recv().await {
+                    std::hint::black_box(message);
+                    count += 1;
+                }
+                assert_eq!(count, messages);
+                handle.await_result().await.unwrap();
+            },
+            || async move {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+                let producer = tokio::spawn(async move {
+                    for i in 0..messages {
+                        tx.send(json!(i)).await.unwrap();
+                    }
+                });
+                let mut count = 0;
+                while let Some(message) = rx.recv().await {
+                    std::hint::black_box(message);
+                    count += 1;
+                }
+                assert_eq!(count, messages);
+                producer.await.unwrap();
+            },
+        );
+        compare(
+            rt,
+            &format!("`emit` -> `recv` vs tokio mpsc(1024), per message ({flavour})"),
+            messages,
+            || async move {
+                let mut handle = WORKER::call("stream-emit", None, Some(json!(messages)))
                     .await
                     .unwrap();
                 let mut count = 0;
