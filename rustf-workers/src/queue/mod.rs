@@ -11,14 +11,21 @@
 //! A job lives through the states of [`JobState`]: it is enqueued, claimed under a lease
 //! with an epoch, and leaves the store only through a recorded outcome, so whatever
 //! process dies when, an enqueued job is either still stored or has its outcome.
+#![cfg_attr(feature = "sqlite", doc = "\n\nSee [`SqliteQueue`] for an example.")]
 
 mod job;
 mod state;
 mod store;
 
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
 pub use job::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError,
-    JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
+    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError, JobFilter,
+    JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
 pub use state::JobState;
 pub use store::JobStore;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteQueue};

@@ -77,8 +77,8 @@ pub trait JobStore: Send + Sync + 'static {
         lease_ms: u64,
     ) -> StoreFuture<'a, Vec<bool>>;
 
-    /// Takes back running jobs whose lease expired before `now_ms` (their owner died or
-    /// stalled); returns their ids.
+    /// Takes back running jobs whose lease has run out (`lease_until <= now_ms`: their
+    /// owner died or stalled); returns their ids.
     ///
     /// The attempt stays counted. A job with attempts left becomes `Available`; one that
     /// was on its last attempt is `Discarded` with an error "lease expired ..."; one whose
