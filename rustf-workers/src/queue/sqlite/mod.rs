@@ -10,6 +10,7 @@ mod traits;
 mod writer;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -185,10 +186,14 @@ fn connect(options: &SqliteOptions, writer: bool) -> Result<Connection, Fail> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(&options.path, flags)?;
-    conn.busy_timeout(options.busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(64);
     if writer {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        // The writer waits for locks in `writer::retry_busy`, which polls finer than
+        // SQLite's busy handler (see there).
+        conn.busy_timeout(Duration::ZERO)?;
+        let mode: String = writer::retry_busy(options.busy_timeout, || {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Fail::Store {
                 action: "opening".into(),
@@ -201,6 +206,7 @@ fn connect(options: &SqliteOptions, writer: bool) -> Result<Connection, Fail> {
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         }
     } else {
+        conn.busy_timeout(options.busy_timeout)?;
         conn.pragma_update(None, "query_only", true)?;
     }
     Ok(conn)

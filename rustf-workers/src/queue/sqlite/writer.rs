@@ -274,21 +274,32 @@ fn run_batch(conn: &Connection, batch: Vec<Box<dyn Command>>, busy_timeout: Dura
 }
 
 /// `BEGIN IMMEDIATE`, retried while another process holds the write lock.
-///
-/// The busy handler (`busy_timeout`) already waits out most contention inside SQLite; a
-/// few `SQLITE_BUSY` cases skip the handler (a WAL being recovered by another process),
-/// so those are retried here until the same timeout has passed.
 pub(super) fn begin_immediate(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    retry_busy(busy_timeout, || conn.execute_batch("BEGIN IMMEDIATE"))
+}
+
+/// Runs `attempt` until it does not fail with `SQLITE_BUSY`, or `busy_timeout` has
+/// passed; every lock the write connection waits for is waited for here.
+///
+/// The write connection has no SQLite busy handler: SQLite's own sleeps 1, 2, 5, 10, ...
+/// up to 100 ms between tries, so a process waiting behind another's stream of short
+/// transactions keeps missing the gaps between them and starves. Polling every 50 µs to
+/// 1 ms takes the lock soon after it is free. (A few `SQLITE_BUSY` cases skip any busy
+/// handler, such as another process switching the file to WAL; those are retried too.)
+pub(super) fn retry_busy<T>(
+    busy_timeout: Duration,
+    mut attempt: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
     let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(50);
     loop {
-        match conn.execute_batch("BEGIN IMMEDIATE") {
+        match attempt() {
             Err(err)
                 if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
                     && started.elapsed() < busy_timeout =>
             {
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                pause = (pause * 2).min(Duration::from_millis(1));
             }
             result => return result,
         }
