@@ -161,6 +161,20 @@ pub enum Error {
         run_id: String,
     },
 
+    /// The durable job store failed: the database could not be opened, read or written
+    /// (a corrupt or foreign file, a read-only directory, a locked database, a full disk).
+    /// Raised by the stores in [`crate::queue`]; rendered as what was being done, to what,
+    /// and why: "claiming jobs from `jobs.db`: database is locked".
+    #[error("{action} `{target}`: {message}")]
+    Store {
+        /// What was being done, ending with its preposition: "claiming jobs from".
+        action: String,
+        /// The database: a file path, or a connection target without its password.
+        target: String,
+        /// What the database said.
+        message: String,
+    },
+
     /// An I/O error, from `?` on [`std::io::Error`].
     #[error("I/O error: {0}")]
     Io(#[source] Arc<std::io::Error>),
@@ -270,6 +284,11 @@ impl Error {
     /// Whether the call was refused because the admission queue was full.
     pub fn is_queue_full(&self) -> bool {
         matches!(self, Self::QueueFull { .. })
+    }
+
+    /// Whether the durable job store failed ([`Error::Store`]).
+    pub fn is_store(&self) -> bool {
+        matches!(self, Self::Store { .. })
     }
 
     /// Whether the call was refused because shutdown had started.

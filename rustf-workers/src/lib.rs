@@ -75,6 +75,7 @@ mod registry;
 mod run;
 
 pub mod prelude;
+pub mod queue;
 
 #[cfg(feature = "http")]
 pub mod http;

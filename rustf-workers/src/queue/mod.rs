@@ -1,0 +1,31 @@
+//! The durable queue's storage: jobs that survive a restart.
+//!
+//! [`JobStore`] is the seam between the run engine and a database, with the data it
+//! speaks ([`NewJob`], [`ClaimedJob`], [`Finish`], [`JobRecord`], ...). One implementation
+//! per database sits beside it, each behind a cargo feature, all held to one conformance
+//! suite:
+//!
+//! - `SqliteQueue` (feature `sqlite`): one file on one machine, shared by the processes
+//!   on it (a web process enqueues, a worker process runs jobs).
+//!
+//! A job lives through the states of [`JobState`]: it is enqueued, claimed under a lease
+//! with an epoch, and leaves the store only through a recorded outcome, so whatever
+//! process dies when, an enqueued job is either still stored or has its outcome.
+#![cfg_attr(feature = "sqlite", doc = "\n\nSee [`SqliteQueue`] for an example.")]
+
+mod job;
+mod state;
+mod store;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use job::{
+    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError, JobFilter,
+    JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
+};
+pub use state::JobState;
+pub use store::JobStore;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteQueue};

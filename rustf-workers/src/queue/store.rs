@@ -1,0 +1,149 @@
+//! The storage seam of the durable queue: what the engine asks of a database.
+
+use serde_json::Value;
+
+use super::{
+    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, JobFilter, JobPage, JobRecord,
+    JobState, NewJob,
+};
+use crate::StoreFuture;
+
+/// A database that holds jobs so they survive a restart: the one seam between the run
+/// engine and SQLite or PostgreSQL (River's `riverdriver`).
+///
+/// Every implementation passes the same conformance suite (`tests/tests/queue_store.rs`),
+/// so the engine relies on the behaviour written here and on nothing else.
+///
+/// # Time
+///
+/// Times are `i64` milliseconds since the Unix epoch. Methods that compare or write times
+/// take the caller's `now_ms`: the engine computes it from a clock it controls, so tests
+/// can run on tokio's paused clock, and every process sharing one SQLite file shares the
+/// machine's clock. The PostgreSQL store will use the database's clock for lease expiry
+/// and due times instead, so that nodes with skewed clocks agree; there `now_ms` only
+/// stamps errors.
+///
+/// # Fencing
+///
+/// A claim is a lease with an owner, an expiry and an epoch. Every write about a claimed
+/// job (its outcome, a lease extension, progress, a checkpoint) names the epoch it was
+/// claimed with, and is refused once the job has been claimed again or has left
+/// `Running`; batched writes return which of them applied (River's
+/// `JobSetStateIfRunningMany`).
+///
+/// # Cancel safety
+///
+/// Dropping a returned future does not undo its write: a write already handed to the
+/// database may still be applied.
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores `jobs` in one transaction: all of them or, on error, none.
+    ///
+    /// A job whose `unique_key` is held by a live (not finished) job of the same worker is
+    /// not stored; the holder's id comes back with `inserted: false`. The same goes for
+    /// an `idempotency_key` under which a job of the worker has completed. Jobs due after
+    /// `now_ms` are stored `Scheduled`, the others `Available`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for a job that cannot be stored as
+    /// given (no worker, zero attempts, an id already taken); [`Error::Store`](crate::Error::Store)
+    /// when the database fails.
+    fn enqueue(&self, now_ms: i64, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Enqueued>>;
+
+    /// Atomically takes up to `request.limit` due jobs (waiting, with `run_at <= now_ms`)
+    /// of the requested workers, at most each worker's count, by priority (highest
+    /// first), then `run_at`, then insertion order; and returns them in that order.
+    ///
+    /// Each becomes `Running`, owned by `request.owner`, leased until
+    /// `now_ms + request.lease_ms`, its epoch and attempt raised by one. Two processes
+    /// claiming at once never both take a job.
+    fn claim(&self, now_ms: i64, request: ClaimRequest) -> StoreFuture<'_, Vec<ClaimedJob>>;
+
+    /// Writes attempts' outcomes, each only if its job is still `Running` under its
+    /// epoch; returns, in order, which applied.
+    ///
+    /// Every error is appended to the job's errors. A job that completes with an
+    /// idempotency key answers later enqueues with that key.
+    fn finish(&self, now_ms: i64, finishes: Vec<Finish>) -> StoreFuture<'_, Vec<bool>>;
+
+    /// Extends the leases of `owner`'s running jobs `(id, epoch)` to `now_ms + lease_ms`,
+    /// each only if the job is still `Running` under that owner and epoch; returns, in
+    /// order, which applied.
+    fn extend<'a>(
+        &'a self,
+        now_ms: i64,
+        owner: &'a str,
+        leases: Vec<(String, u64)>,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, Vec<bool>>;
+
+    /// Takes back running jobs whose lease has run out (`lease_until <= now_ms`: their
+    /// owner died or stalled); returns their ids.
+    ///
+    /// The attempt stays counted. A job with attempts left becomes `Available`; one that
+    /// was on its last attempt is `Discarded` with an error "lease expired ..."; one whose
+    /// cancel was requested becomes `Cancelled`.
+    fn rescue(&self, now_ms: i64) -> StoreFuture<'_, Vec<String>>;
+
+    /// The `(id, epoch)` of `owner`'s running jobs that an operator asked to cancel
+    /// ([`JobStore::cancel`]), so the engine can stop them.
+    fn cancel_requests<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<(String, u64)>>;
+
+    /// Stores a running job's latest progress, if it is still `Running` under `epoch`.
+    fn progress<'a>(&'a self, id: &'a str, epoch: u64, value: Value) -> StoreFuture<'a, bool>;
+
+    /// Stores a running job's checkpoint, if it is still `Running` under `epoch`; the
+    /// next attempt's [`ClaimedJob::checkpoint`].
+    fn save_checkpoint<'a>(
+        &'a self,
+        id: &'a str,
+        epoch: u64,
+        value: Value,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The job's last checkpoint, if it has one.
+    fn load_checkpoint<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Value>>;
+
+    /// Everything stored about job `id`.
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>>;
+
+    /// One page of jobs matching `filter`, newest first.
+    fn list(&self, filter: JobFilter) -> StoreFuture<'_, JobPage>;
+
+    /// Gives a discarded or cancelled job one more attempt, due at `now_ms`; returns
+    /// whether it did (`false`: no such job, it is not discarded or cancelled, or its
+    /// unique key is held by another live job now).
+    fn retry<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Cancels job `id`: at once if it is waiting, through its owner if it is running.
+    fn cancel<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, CancelOutcome>;
+
+    /// Deletes job `id` unless it is running (cancel it first); returns whether it did.
+    fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Deletes finished jobs that finished before `now_ms - older_than_ms`, and expired
+    /// idempotency records; returns how many jobs.
+    fn prune(&self, now_ms: i64, older_than_ms: u64) -> StoreFuture<'_, u64>;
+
+    /// How many jobs each worker has in each state (states with none are left out),
+    /// sorted by worker, then state.
+    fn counts(&self) -> StoreFuture<'_, Vec<(String, JobState, u64)>>;
+
+    /// When the next waiting job is due (`now_ms` if one is due already), so a poller can
+    /// sleep until then; `None` if no job waits.
+    fn next_due(&self, now_ms: i64) -> StoreFuture<'_, Option<i64>>;
+
+    /// Enqueues `job` for the cron tick `tick_ms` of `worker` exactly once, ever: returns
+    /// `true` if this call recorded the tick (the job is then stored, unless its unique
+    /// key is held), `false` if the tick was recorded before, by anyone.
+    fn cron_tick<'a>(
+        &'a self,
+        now_ms: i64,
+        worker: &'a str,
+        tick_ms: i64,
+        job: NewJob,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The latest cron tick recorded for `worker`.
+    fn last_cron_tick<'a>(&'a self, worker: &'a str) -> StoreFuture<'a, Option<i64>>;
+}
