@@ -526,11 +526,7 @@ impl WorkerRegistry {
             settings,
             options.run_priority(),
             caller == Caller::Awaits,
-            |run| {
-                if let Some((mut runs, key)) = unique {
-                    runs.insert((name.into(), key.into()), Arc::clone(run));
-                }
-            },
+            unique.map(|(runs, key)| (runs, (name.into(), key.into()))),
         );
         // The handler's first step may take a while: no look at the catalog is held
         // during it.
@@ -557,7 +553,10 @@ impl WorkerRegistry {
     /// Those of [`call`](Self::call), then the run's own: the handler's error,
     /// [`Error::TimedOut`], [`Error::Cancelled`] or [`Error::Panicked`].
     pub async fn run(&self, name: &str, payload: Option<Value>) -> Result<()> {
-        match self.start(name, payload, &CallOptions::new(), Caller::Awaits)? {
+        // Bound first, so the options' temporary is not kept across the await below: the
+        // future stays small, and moves without a `memcpy`.
+        let started = self.start(name, payload, &CallOptions::new(), Caller::Awaits)?;
+        match started {
             // Straight to the outcome: a handle would only be built to be taken apart, and
             // the run was started with nobody reading its messages.
             Started::Own(run) => {

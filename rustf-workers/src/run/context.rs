@@ -153,15 +153,19 @@ impl WorkerContext {
     /// Sends a message to the caller, who reads it with
     /// [`WorkerHandle::recv`](crate::WorkerHandle::recv). Never waits.
     ///
-    /// Messages are buffered for the handle, up to the registry's message capacity
-    /// (1024 by default; the handle takes them in batches, so at most twice that are held).
-    /// When nobody reads (the handle was dropped, or the caller is in `await_result`),
-    /// messages are discarded and `emit` succeeds, so memory does not grow.
+    /// Messages are queued for the handle. Once the registry's message capacity (1024 by
+    /// default) is unread, this run is held at its next `.await` until the reader takes
+    /// them, so a worker that awaits between emits is paced by its reader; one that never
+    /// awaits keeps queueing, up to the registry's byte budget
+    /// ([`set_message_budget`](crate::WorkerRegistry::set_message_budget), 64 MiB by
+    /// default). When nobody reads (the handle was dropped, or the caller is in
+    /// `await_result`), messages are discarded and `emit` succeeds, so memory does not
+    /// grow.
     ///
     /// # Errors
     ///
-    /// - [`Error::MessageBufferFull`](crate::Error::MessageBufferFull) when the handle
-    ///   holds `capacity` unread messages; the message is not queued. Use
+    /// - [`Error::MessageBufferFull`](crate::Error::MessageBufferFull) when the unread
+    ///   messages are at the budget; the message is not queued. Use
     ///   [`emit_wait`](Self::emit_wait) to wait for room instead.
     /// - [`Error::RunFinished`](crate::Error::RunFinished) when called through a clone of
     ///   the context after the run ended.
@@ -169,7 +173,8 @@ impl WorkerContext {
         self.run.emit(message)
     }
 
-    /// Sends a message to the caller, waiting while the buffer is full. Like tokio's
+    /// Sends a message to the caller, waiting while the registry's message capacity is
+    /// unread (or the byte budget is spent). Like tokio's
     /// channels it takes part in tokio's cooperative budget: a worker emitting in a tight
     /// loop yields now and then, so other tasks (its reader among them) get to run.
     ///

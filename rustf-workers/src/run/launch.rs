@@ -3,7 +3,7 @@
 //! it to exactly one terminal outcome.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use serde_json::Value;
 
@@ -11,16 +11,17 @@ use crate::config::AppConfig;
 use crate::policy::admission::Entry;
 use crate::run::definition::{Definition, Step};
 use crate::run::driver::{cancel, RunGuard};
-use crate::run::live::Phase;
+use crate::run::live::{Phase, UniqueKey, UniqueRuns};
 use crate::run::{Run, RunSettings};
 use crate::{CancelReason, Error, Result};
 
 /// Admits, lists and starts a run of `definition`, as its source decided it: its payload,
 /// the application's settings it sees, how it is to behave (`settings.limited` is decided
 /// here, by the admission queue), and its place in the admission queue if it must wait
-/// for a cap. `listed` sees the run before it is in the live table (the registry records
-/// its unique key there). Returns the run and, when the caller takes the first step
-/// itself (`first_step`), the step to take.
+/// for a cap. A call with a unique key passes the locked map of live unique keys and its
+/// key: the run is recorded there before it is listed, and the lock released before it
+/// starts. Returns the run and, when the caller takes the first step itself
+/// (`first_step`), the step to take.
 ///
 /// # Errors
 ///
@@ -35,7 +36,7 @@ pub(crate) fn launch(
     mut settings: RunSettings,
     priority: i32,
     first_step: bool,
-    listed: impl FnOnce(&Arc<Run>),
+    unique: Option<(MutexGuard<'_, UniqueRuns>, UniqueKey)>,
 ) -> Result<(Arc<Run>, Option<Step>)> {
     definition.counters.admit();
     if definition.live.phase() != Phase::Open {
@@ -57,7 +58,9 @@ pub(crate) fn launch(
     let run = Run::new(definition, payload, config, settings);
     let definition = &*run.definition;
     let live = &*definition.live;
-    listed(&run);
+    if let Some((mut runs, key)) = unique {
+        runs.insert(key, Arc::clone(&run));
+    }
     // Listed before it can start, so no run is ever live and missing from the table.
     live.insert(Arc::clone(&run));
     let guard = RunGuard::new(Arc::clone(&run));
@@ -92,10 +95,13 @@ pub(crate) fn launch(
             cancel(&run, CancelReason::Shutdown);
         }
     }
-    let step = ready.and_then(|guard| {
-        let deadline = guard.deadline();
-        (definition.spawn)(guard, deadline, first_step)
-    });
+    let step = match ready {
+        Some(guard) => {
+            let deadline = guard.deadline();
+            (definition.spawn)(guard, deadline, first_step)
+        }
+        None => None,
+    };
     Ok((run, step))
 }
 

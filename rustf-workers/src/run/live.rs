@@ -45,7 +45,7 @@ pub(crate) struct LiveRuns {
     /// How long and how many ended runs each shard remembers.
     retention: Retention,
     /// Live runs by worker and unique key.
-    pub(crate) unique: Mutex<HashMap<UniqueKey, Arc<Run>>>,
+    pub(crate) unique: Mutex<UniqueRuns>,
 }
 
 /// Live runs, and the runs that ended here lately: a run moves from one to the other
@@ -108,6 +108,9 @@ impl Slots {
 
 /// A worker's name and a unique key given by calls.
 pub(crate) type UniqueKey = (Box<str>, Box<str>);
+
+/// Live runs by their worker and unique key.
+pub(crate) type UniqueRuns = HashMap<UniqueKey, Arc<Run>>;
 
 impl LiveRuns {
     pub(crate) fn new() -> Self {

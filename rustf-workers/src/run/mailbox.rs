@@ -190,7 +190,9 @@ impl Run {
         self.offer_inner(message, Sender::Awaited)
     }
 
-    /// One attempt to queue a message for `sender`.
+    /// One attempt to queue a message for `sender`. Inlined into each caller, whose
+    /// `sender` is a constant.
+    #[inline(always)]
     fn offer_inner(&self, message: Value, sender: Sender) -> Offer {
         let mut mailbox = self.mailbox();
         if mailbox.closed {
@@ -513,8 +515,15 @@ impl Run {
 /// B-trees, whose every node is allocated whole: about 630 bytes for up to 11 entries).
 /// An estimate, cheap for the scalars and small objects most messages are; what the run's
 /// message budget is counted in.
+#[inline]
 pub(crate) fn weight(value: &Value) -> usize {
-    std::mem::size_of::<Value>() + heap(value)
+    // Scalars and strings, most messages, without a call.
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+            Value::String(text) => text.capacity(),
+            containers => heap(containers),
+        }
 }
 
 /// What `value` holds on the heap, by the same estimate.
