@@ -110,6 +110,17 @@ pub enum Error {
         run_id: String,
     },
 
+    /// No stored job has this id, in the registry's durable queue.
+    #[error("no stored job with id '{id}' in the durable queue")]
+    JobNotFound {
+        /// The id that was asked for.
+        id: String,
+    },
+
+    /// A durable-queue operation was asked of a registry that has no queue.
+    #[error("no durable queue: call `use_queue` first")]
+    NoQueue,
+
     /// The call had to wait for a limit (a concurrency cap, the registry's
     /// `set_max_running`, or its memory pool) and the admission queue was full.
     #[error("Worker '{worker}' cannot be queued: the admission queue is full ({capacity} calls waiting)")]
@@ -279,6 +290,11 @@ impl Error {
     /// Whether a run id did not name a live run.
     pub fn is_run_not_found(&self) -> bool {
         matches!(self, Self::RunNotFound { .. })
+    }
+
+    /// Whether an id did not name a stored job.
+    pub fn is_job_not_found(&self) -> bool {
+        matches!(self, Self::JobNotFound { .. })
     }
 
     /// Whether the call was refused because the admission queue was full.

@@ -90,6 +90,7 @@ pub use policy::admission::{DEFAULT_MEMORY_POOL, DEFAULT_QUEUE_CAPACITY};
 pub use policy::call_options::CallOptions;
 pub use policy::checkpoint::{CheckpointStore, MemoryCheckpoints, StoreFuture};
 pub use policy::idempotency::{IdempotencyStore, MemoryIdempotency};
+pub use policy::job_options::JobOptions;
 pub use policy::options::{Backoff, WorkerOptions};
 pub use registry::global::WORKER;
 pub use registry::installer::Installer;

@@ -5,4 +5,5 @@ pub(crate) mod admission;
 pub(crate) mod call_options;
 pub(crate) mod checkpoint;
 pub(crate) mod idempotency;
+pub(crate) mod job_options;
 pub(crate) mod options;

@@ -14,6 +14,7 @@
 #![cfg_attr(feature = "sqlite", doc = "\n\nSee [`SqliteQueue`] for an example.")]
 
 mod job;
+mod runner;
 mod state;
 mod store;
 
@@ -24,6 +25,8 @@ pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError, JobFilter,
     JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
+pub use runner::QueueOptions;
+pub(crate) use runner::Runner;
 pub use state::JobState;
 pub use store::JobStore;
 

@@ -3,6 +3,7 @@
 pub(crate) mod global;
 pub(crate) mod installer;
 pub(crate) mod linked;
+mod queue;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -88,6 +89,18 @@ struct Inner {
     message_capacity: AtomicUsize,
     message_budget: AtomicUsize,
     keep_last: AtomicBool,
+    /// The durable queue, once `use_queue` set one.
+    queue: OnceLock<Arc<crate::queue::Runner>>,
+}
+
+/// A registry that does not keep itself alive: what its durable queue's tasks hold.
+#[derive(Clone)]
+pub(crate) struct WeakRegistry(std::sync::Weak<Inner>);
+
+impl WeakRegistry {
+    pub(crate) fn upgrade(&self) -> Option<WorkerRegistry> {
+        self.0.upgrade().map(|inner| WorkerRegistry { inner })
+    }
 }
 
 #[derive(Clone)]
@@ -225,6 +238,7 @@ impl WorkerRegistry {
                 message_capacity: AtomicUsize::new(DEFAULT_MESSAGE_CAPACITY),
                 message_budget: AtomicUsize::new(DEFAULT_MESSAGE_BUDGET),
                 keep_last: AtomicBool::new(false),
+                queue: OnceLock::new(),
             }),
         }
     }
@@ -516,8 +530,11 @@ impl WorkerRegistry {
                         idempotency: options
                             .run_idempotency_key()
                             .map(|(key, retention)| (key.into(), retention)),
+                        sink: None,
                     })
                 }),
+            key: None,
+            first_attempt: 1,
         };
         let launched = launch(
             Arc::clone(definition),
@@ -583,11 +600,14 @@ impl WorkerRegistry {
     /// [`Error::RunNotFound`] when no live run has this id (unknown, malformed, or
     /// already finished).
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        let run = self.live_run(run_id)?;
-        if cancel(&run, CancelReason::Requested) {
-            Ok(())
-        } else {
-            Err(run_not_found(run_id))
+        match self.live_run(run_id) {
+            Ok(run) if cancel(&run, CancelReason::Requested) => Ok(()),
+            Ok(_) => Err(run_not_found(run_id)),
+            // Not live here: a stored job, waiting or running elsewhere.
+            Err(err) => match self.inner.queue.get() {
+                Some(queue) => self.cancel_job(queue, run_id).await,
+                None => Err(err),
+            },
         }
     }
 
@@ -873,6 +893,10 @@ impl WorkerRegistry {
     /// ```
     pub async fn shutdown(&self) -> Result<()> {
         let live = &*self.inner.live;
+        if let Some(queue) = self.inner.queue.get() {
+            // No job is claimed from now on; the ones running end with the rest.
+            queue.stop_claiming();
+        }
         if live.advance(Phase::Stopping) {
             // Runs still waiting for a concurrency cap never start.
             for guard in live.admission.drain() {
@@ -892,6 +916,11 @@ impl WorkerRegistry {
                 cancel(&run, CancelReason::Shutdown);
             }
             live.wait_idle(|| self.in_flight()).await;
+        }
+        if let Some(queue) = self.inner.queue.get() {
+            // Every stopped job's outcome (handed back, for most) is stored before this
+            // returns.
+            queue.flush().await;
         }
         Ok(())
     }

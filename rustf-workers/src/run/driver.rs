@@ -212,6 +212,11 @@ impl RunGuard {
             }
         };
         let held_slot = from != RunState::Queued;
+        // A stored job hears of its attempt's end first: its outcome is stored before the
+        // caller learns it, and a job that will be attempted again keeps its checkpoint.
+        let keep_checkpoint = run
+            .sink()
+            .is_some_and(|sink| sink.ended(run, status, &result));
         // Stopped while waiting to retry: no attempt was under way, so none ends here.
         let between_attempts = from == RunState::BackingOff;
         // One clock read for both durations.
@@ -271,7 +276,8 @@ impl RunGuard {
             // Relaxed: the count is its own only data.
             definition.daemons.fetch_sub(1, Ordering::Relaxed);
         }
-        if run.has_checkpoint() && tokio::runtime::Handle::try_current().is_ok() {
+        if run.has_checkpoint() && !keep_checkpoint && tokio::runtime::Handle::try_current().is_ok()
+        {
             let store = definition.live.checkpoints.load_full();
             let run = Arc::clone(&self.run);
             tokio::spawn(async move {

@@ -28,4 +28,4 @@ pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod subscription;
 
-pub(crate) use shared::{Run, RunKeys, RunSettings};
+pub(crate) use shared::{Run, RunKeys, RunSettings, RunSink};

@@ -115,19 +115,39 @@ pub(crate) struct RunSettings {
     pub(crate) timeout: Option<Duration>,
     /// The call's keys, if any.
     pub(crate) keys: Option<Box<RunKeys>>,
+    /// The run's key when its source chose it (a stored job's id); else a random one.
+    pub(crate) key: Option<u128>,
+    /// The number of its first attempt here: a stored job's attempt, else 1.
+    pub(crate) first_attempt: u32,
 }
 
-/// A run's unique and idempotency keys.
+/// A run's unique and idempotency keys, and who else hears of its end: what few runs
+/// have, in one box.
+#[derive(Default)]
 pub(crate) struct RunKeys {
     /// Calls with this key attach to this run while it lives.
     pub(crate) unique: Option<Box<str>>,
     /// A successful end is recorded under this key, for this long.
     pub(crate) idempotency: Option<(Box<str>, Duration)>,
+    /// Told of the run's end before its outcome is published.
+    pub(crate) sink: Option<Arc<dyn RunSink>>,
+}
+
+/// Hears of a run's end before its outcome is published: the durable queue, for a run
+/// that is one attempt of a stored job. The engine does not know what it does.
+pub(crate) trait RunSink: Send + Sync + 'static {
+    /// The run reached `status` with the caller's `result`. Returns whether the run's
+    /// checkpoint is to be kept (its job will be attempted again).
+    fn ended(&self, run: &Run, status: RunStatus, result: &crate::Result<()>) -> bool;
 }
 
 impl Run {
     pub(crate) fn unique_key(&self) -> Option<&str> {
         self.keys.as_ref()?.unique.as_deref()
+    }
+
+    pub(crate) fn sink(&self) -> Option<&Arc<dyn RunSink>> {
+        self.keys.as_ref()?.sink.as_ref()
     }
 
     pub(crate) fn idempotency_key(&self) -> Option<(&str, Duration)> {
@@ -166,13 +186,15 @@ impl Run {
             daemon,
             timeout,
             keys,
+            key,
+            first_attempt,
         } = settings;
         let keeps_history = keys.as_ref().is_some_and(|keys| keys.unique.is_some());
         let started = Instant::now();
         // Unheard from the start when nobody will read, for a worker that stops when idle.
         let unheard_since = (!read && definition.options.idle_after().is_some()).then_some(started);
         Self {
-            key: Uuid::new_v4().as_u128(),
+            key: key.unwrap_or_else(|| Uuid::new_v4().as_u128()),
             slot: AtomicU32::new(0),
             id: OnceLock::new(),
             definition,
@@ -187,7 +209,7 @@ impl Run {
             } else {
                 RunState::Running
             }),
-            attempt: AtomicU32::new(1),
+            attempt: AtomicU32::new(first_attempt),
             max_attempts,
             daemon,
             timeout,
@@ -239,6 +261,8 @@ impl Run {
             daemon: false,
             timeout: None,
             keys: None,
+            key: None,
+            first_attempt: 1,
         };
         let mut run = Self::build(definition, None, config, settings);
         if let Ok(id) = Uuid::try_parse(run_id) {

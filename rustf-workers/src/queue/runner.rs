@@ -1,0 +1,512 @@
+//! The durable queue's second source of runs: it claims due jobs from the store for this
+//! process, hands each to the run engine as a run whose id is the job's, and stores each
+//! run's outcome, fenced by the claim's epoch, in batches.
+//!
+//! Three tasks per process: the poller (claims when there is room, woken by a local
+//! enqueue, a run's end, or its poll interval), the heartbeat (extends the leases of the
+//! jobs it runs, stops the ones whose lease was lost or whose cancel was asked from
+//! elsewhere, and rescues expired leases), and the writer (stores outcomes, several per
+//! transaction).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use super::{ClaimRequest, ClaimedJob, Finish, FinishOutcome, JobStore};
+use crate::registry::WeakRegistry;
+use crate::run::{Run, RunKeys, RunSink};
+use crate::{CancelReason, Error, Result, RunStatus};
+
+/// How this process runs stored jobs: [`WorkerRegistry::use_queue_with`].
+///
+/// [`WorkerRegistry::use_queue_with`]: crate::WorkerRegistry::use_queue_with
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    pub(crate) concurrency: usize,
+    pub(crate) lease: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) runs_jobs: bool,
+    pub(crate) retention: Option<Duration>,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            runs_jobs: true,
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+impl QueueOptions {
+    /// The defaults: 16 jobs at once, 30 s leases, a poll every second, finished jobs
+    /// pruned after 7 days.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many stored jobs this process runs at once (workers' own concurrency caps
+    /// apply too). Default 16.
+    pub fn concurrency(mut self, jobs: usize) -> Self {
+        self.concurrency = jobs.max(1);
+        self
+    }
+
+    /// How long a claim holds a job without a heartbeat. A process killed while it runs
+    /// a job leaves it to be run again this long after its last heartbeat; heartbeats
+    /// come every third of it. Default 30 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How often the store is asked for due jobs when nothing wakes the poller sooner (a
+    /// local enqueue, a run's end, the next scheduled job). Default 1 s.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether this process runs jobs at all; `false` makes it enqueue only (a web
+    /// process beside a worker process). Default `true`.
+    pub fn runs_jobs(mut self, runs: bool) -> Self {
+        self.runs_jobs = runs;
+        self
+    }
+
+    /// How long finished jobs (completed, discarded, cancelled) are kept before the
+    /// heartbeat prunes them; `None` keeps them until pruned by hand. Default 7 days.
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+/// The store's clock as this process reads it: the wall clock when the queue was opened,
+/// advanced by tokio's clock, so tests on tokio's paused clock move the queue's time too.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    base_ms: i64,
+    start: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let base = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            base_ms: i64::try_from(base.as_millis()).unwrap_or(i64::MAX),
+            start: Instant::now(),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.base_ms.saturating_add(elapsed)
+    }
+
+    /// `at` on this clock.
+    pub(crate) fn at_ms(&self, at: SystemTime) -> i64 {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// One process's side of the durable queue.
+pub(crate) struct Runner {
+    pub(crate) store: Arc<dyn JobStore>,
+    registry: WeakRegistry,
+    /// This process as the store knows it: a fresh id per start, never reused.
+    owner: String,
+    options: QueueOptions,
+    pub(crate) clock: Clock,
+    /// Wakes the poller: a local enqueue, a run's end.
+    wake: Notify,
+    /// The jobs this process holds a lease on, by id, with their claim's epoch.
+    leased: Mutex<HashMap<String, u64>>,
+    finishes: mpsc::UnboundedSender<Finish>,
+    /// Outcomes sent to the writer and not yet stored.
+    unwritten: AtomicUsize,
+    /// Wakes `flush` and `await_job`'s waiters when outcomes are stored.
+    written: Notify,
+    stopping: AtomicBool,
+    stopped: Notify,
+}
+
+impl Runner {
+    /// Starts the queue's tasks on the current runtime.
+    pub(crate) fn start(
+        store: Arc<dyn JobStore>,
+        registry: WeakRegistry,
+        options: QueueOptions,
+    ) -> Arc<Self> {
+        let (finishes, outcomes) = mpsc::unbounded_channel();
+        let runner = Arc::new(Self {
+            store,
+            registry,
+            owner: uuid::Uuid::new_v4().to_string(),
+            options,
+            clock: Clock::new(),
+            wake: Notify::new(),
+            leased: Mutex::new(HashMap::new()),
+            finishes,
+            unwritten: AtomicUsize::new(0),
+            written: Notify::new(),
+            stopping: AtomicBool::new(false),
+            stopped: Notify::new(),
+        });
+        tokio::spawn(write_outcomes(Arc::clone(&runner), outcomes));
+        if runner.options.runs_jobs {
+            tokio::spawn(poll(Arc::clone(&runner)));
+            tokio::spawn(heartbeat(Arc::clone(&runner)));
+        }
+        runner
+    }
+
+    /// A job was enqueued here, or room was made: look for due jobs now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Outcomes were stored (or a waiter should look again).
+    pub(crate) async fn written(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.written.notified()).await;
+    }
+
+    /// Stops claiming; the runs under way end as the registry's shutdown ends them.
+    pub(crate) fn stop_claiming(&self) {
+        // SeqCst: read by the poller between claims; orders with the registry's phase.
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stopped.notify_waiters();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every outcome sent to the writer is stored.
+    pub(crate) async fn flush(&self) {
+        loop {
+            let mut written = std::pin::pin!(self.written.notified());
+            written.as_mut().enable();
+            // Acquire: pairs with the writer's Release after a batch is stored.
+            if self.unwritten.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            written.await;
+        }
+    }
+
+    fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // Held for one map operation, never across an await.
+        self.leased.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, finish: Finish) {
+        self.leased().remove(&finish.id);
+        // Release: `flush` reads it after the writer decrements.
+        self.unwritten.fetch_add(1, Ordering::Release);
+        if self.finishes.send(finish).is_err() {
+            // The writer is gone with its runtime: nothing can be stored any more, and the
+            // job's lease will expire and be rescued.
+            self.unwritten.fetch_sub(1, Ordering::Release);
+        }
+        self.wake();
+    }
+
+    /// Claims what this process has room for and starts it. Returns how many it started.
+    async fn claim(self: &Arc<Self>) -> Result<usize> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(0);
+        };
+        let room = self.options.concurrency.saturating_sub(self.leased().len());
+        if room == 0 || registry.is_shutting_down() {
+            return Ok(0);
+        }
+        let workers = registry.job_room(room);
+        if workers.is_empty() {
+            return Ok(0);
+        }
+        let request = ClaimRequest {
+            owner: self.owner.clone(),
+            workers,
+            limit: room,
+            lease_ms: millis(self.options.lease),
+        };
+        let jobs = self.store.claim(self.clock.now_ms(), request).await?;
+        let claimed = jobs.len();
+        {
+            let mut leased = self.leased();
+            for job in &jobs {
+                leased.insert(job.id.clone(), job.epoch);
+            }
+        }
+        for job in jobs {
+            self.start_job(&registry, job);
+        }
+        Ok(claimed)
+    }
+
+    /// Hands a claimed job to the run engine; a job that cannot start now goes back.
+    fn start_job(self: &Arc<Self>, registry: &crate::WorkerRegistry, job: ClaimedJob) {
+        let (id, epoch) = (job.id.clone(), job.epoch);
+        let sink = Arc::new(JobSink {
+            runner: Arc::clone(self),
+            epoch,
+            max_attempts: job.max_attempts,
+        });
+        let keys = Box::new(RunKeys {
+            sink: Some(sink),
+            ..RunKeys::default()
+        });
+        match registry.start_job(job, keys) {
+            Ok(()) => {}
+            Err(err) if err.is_validation() || err.is_not_registered() => {
+                self.send(Finish {
+                    id,
+                    epoch,
+                    outcome: FinishOutcome::Discard {
+                        error: err.to_string(),
+                    },
+                });
+            }
+            // Shutting down, or a full admission queue: back to the queue, uncounted.
+            Err(_) => self.send(Finish {
+                id,
+                epoch,
+                outcome: FinishOutcome::Requeue,
+            }),
+        }
+    }
+
+    /// One heartbeat: extend the leases held, stop the runs whose lease was lost or whose
+    /// cancel was asked from elsewhere.
+    async fn beat(&self) -> Result<()> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(());
+        };
+        let leases: Vec<(String, u64)> = self
+            .leased()
+            .iter()
+            .map(|(id, epoch)| (id.clone(), *epoch))
+            .collect();
+        if !leases.is_empty() {
+            let kept = self
+                .store
+                .extend(
+                    self.clock.now_ms(),
+                    &self.owner,
+                    leases.clone(),
+                    millis(self.options.lease),
+                )
+                .await?;
+            for ((id, _), kept) in leases.into_iter().zip(kept) {
+                if !kept {
+                    // Rescued and maybe given to another process: this run's writes would
+                    // be refused; it stops here.
+                    log::warn!(
+                        target: "rustf_workers::queue",
+                        "[job:{id}] lease lost: cancelling its run here",
+                    );
+                    self.leased().remove(&id);
+                    registry.cancel_local(&id);
+                }
+            }
+        }
+        for (id, _) in self.store.cancel_requests(&self.owner).await? {
+            registry.cancel_local(&id);
+        }
+        Ok(())
+    }
+}
+
+/// Told of each run's end: decides what the store records.
+struct JobSink {
+    runner: Arc<Runner>,
+    epoch: u64,
+    max_attempts: u32,
+}
+
+impl RunSink for JobSink {
+    fn ended(&self, run: &Run, status: RunStatus, result: &Result<()>) -> bool {
+        let error = || {
+            result
+                .as_ref()
+                .err()
+                .map_or_else(String::new, ToString::to_string)
+        };
+        let outcome = match status {
+            RunStatus::Completed => FinishOutcome::Completed,
+            RunStatus::Cancelled => match result.as_ref().err().and_then(Error::cancel_reason) {
+                // Handed back: it runs after the next start, this attempt not counted.
+                Some(CancelReason::Shutdown | CancelReason::Dropped) => FinishOutcome::Requeue,
+                _ => FinishOutcome::Cancelled { error: error() },
+            },
+            RunStatus::Failed if result.as_ref().err().is_some_and(Error::is_validation) => {
+                FinishOutcome::Discard { error: error() }
+            }
+            RunStatus::Failed | RunStatus::TimedOut | RunStatus::Panicked => {
+                let attempt = run.attempt();
+                if attempt < self.max_attempts {
+                    let backoff = run.definition.options.retry_backoff();
+                    // The jitter comes from the job's random id, as for in-process retries.
+                    let jitter = (run.key >> (8 * (attempt % 16))) as u8;
+                    let delay = backoff.delay(attempt, jitter);
+                    FinishOutcome::Retry {
+                        at_ms: self
+                            .runner
+                            .clock
+                            .now_ms()
+                            .saturating_add(millis(delay) as i64),
+                        error: error(),
+                    }
+                } else {
+                    FinishOutcome::Discard { error: error() }
+                }
+            }
+        };
+        let keep_checkpoint = matches!(
+            outcome,
+            FinishOutcome::Retry { .. } | FinishOutcome::Requeue
+        );
+        self.runner.send(Finish {
+            id: run.id().to_owned(),
+            epoch: self.epoch,
+            outcome,
+        });
+        keep_checkpoint
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Claims whenever there is room and something may be due.
+async fn poll(runner: Arc<Runner>) {
+    loop {
+        if runner.is_stopping() {
+            return;
+        }
+        let mut woken = std::pin::pin!(runner.wake.notified());
+        woken.as_mut().enable();
+        let wait = match runner.claim().await {
+            // Claimed some: there may be more due at once.
+            Ok(claimed) if claimed > 0 => continue,
+            Ok(_) => runner.options.poll_interval,
+            Err(err) => {
+                log::warn!(target: "rustf_workers::queue", "claiming jobs: {err}");
+                runner.options.poll_interval
+            }
+        };
+        let next_due = match runner.store.next_due(runner.clock.now_ms()).await {
+            Ok(Some(at)) => {
+                let until = at.saturating_sub(runner.clock.now_ms()).max(1);
+                Duration::from_millis(u64::try_from(until).unwrap_or(u64::MAX))
+            }
+            _ => wait,
+        };
+        let mut stopped = std::pin::pin!(runner.stopped.notified());
+        stopped.as_mut().enable();
+        if runner.is_stopping() {
+            return;
+        }
+        tokio::select! {
+            () = woken => {}
+            () = stopped => return,
+            () = tokio::time::sleep(wait.min(next_due)) => {}
+        }
+    }
+}
+
+/// Extends leases every third of a lease; rescues expired ones and prunes now and then.
+async fn heartbeat(runner: Arc<Runner>) {
+    let every = runner.options.lease / 3;
+    let mut beats: u64 = 0;
+    loop {
+        let mut stopped = std::pin::pin!(runner.stopped.notified());
+        stopped.as_mut().enable();
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stopped => {}
+        }
+        if let Err(err) = runner.beat().await {
+            log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
+        }
+        if runner.is_stopping() && runner.leased().is_empty() {
+            return;
+        }
+        if beats.is_multiple_of(3) {
+            match runner.store.rescue(runner.clock.now_ms()).await {
+                Ok(rescued) if !rescued.is_empty() => {
+                    log::info!(
+                        target: "rustf_workers::queue",
+                        "rescued {} jobs whose lease expired",
+                        rescued.len()
+                    );
+                    runner.wake();
+                }
+                Ok(_) => {}
+                Err(err) => log::warn!(target: "rustf_workers::queue", "rescuing jobs: {err}"),
+            }
+        }
+        // About hourly at the default lease.
+        if let (Some(retention), true) = (runner.options.retention, beats.is_multiple_of(360)) {
+            if let Err(err) = runner
+                .store
+                .prune(runner.clock.now_ms(), millis(retention))
+                .await
+            {
+                log::warn!(target: "rustf_workers::queue", "pruning jobs: {err}");
+            }
+        }
+        beats = beats.wrapping_add(1);
+    }
+}
+
+/// Stores outcomes, as many per transaction as have arrived, and never drops one: a
+/// failed write is tried again.
+async fn write_outcomes(runner: Arc<Runner>, mut outcomes: mpsc::UnboundedReceiver<Finish>) {
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while outcomes.recv_many(&mut batch, BATCH).await > 0 {
+        let mut retry = Duration::from_millis(10);
+        loop {
+            match runner
+                .store
+                .finish(runner.clock.now_ms(), batch.clone())
+                .await
+            {
+                Ok(applied) => {
+                    for (finish, applied) in batch.iter().zip(applied) {
+                        if !applied {
+                            log::warn!(
+                                target: "rustf_workers::queue",
+                                "[job:{}] outcome refused: its lease was taken over",
+                                finish.id,
+                            );
+                        }
+                    }
+                    break;
+                }
+                Err(err) => {
+                    log::warn!(target: "rustf_workers::queue", "storing job outcomes: {err}");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // Release: pairs with `flush`'s Acquire.
+        runner.unwritten.fetch_sub(batch.len(), Ordering::Release);
+        batch.clear();
+        runner.written.notify_waiters();
+    }
+}

@@ -1,0 +1,361 @@
+//! The registry's durable queue: jobs stored before they run, so that they survive a
+//! restart. The store decides what is due; the run engine runs each claimed job as a run
+//! whose id is the job's.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{run_not_found, WeakRegistry, WorkerRegistry};
+use crate::queue::{
+    CancelOutcome, ClaimedJob, JobFilter, JobPage, JobRecord, JobStore, NewJob, QueueOptions,
+    Runner,
+};
+use crate::run::driver::cancel;
+use crate::run::launch::launch;
+use crate::run::{RunKeys, RunSettings};
+use crate::{CancelReason, CheckpointStore, Error, JobOptions, Result};
+
+/// The durable queue.
+impl WorkerRegistry {
+    /// Stores jobs in `queue` from now on, and runs the due ones in this process: see
+    /// [`use_queue_with`](Self::use_queue_with) for the options.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`use_queue_with`](Self::use_queue_with).
+    pub fn use_queue<Q>(&self, queue: Q) -> Result<()>
+    where
+        Q: JobStore + CheckpointStore + Clone,
+    {
+        self.use_queue_with(queue, QueueOptions::new())
+    }
+
+    /// Stores jobs in `queue`, and (unless [`QueueOptions::runs_jobs`] is off) claims due
+    /// jobs for this process, runs them as runs of their workers, and stores their
+    /// outcomes. Checkpoints of runs are kept in the same store from then on, so a job
+    /// retried or run again after a restart resumes from its last
+    /// [`checkpoint`](crate::WorkerContext::checkpoint). Call it once, at start-up, inside
+    /// the tokio runtime that is to run the jobs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] when the registry already has a queue;
+    /// [`Error::Internal`] outside a tokio runtime.
+    pub fn use_queue_with<Q>(&self, queue: Q, options: QueueOptions) -> Result<()>
+    where
+        Q: JobStore + CheckpointStore + Clone,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::internal(
+                "use_queue must be called inside a tokio runtime, which runs the queue's tasks",
+            ));
+        }
+        if self.inner.queue.get().is_some() {
+            return Err(Error::validation(
+                "this registry already has a durable queue",
+            ));
+        }
+        let weak = WeakRegistry(Arc::downgrade(&self.inner));
+        let store: Arc<dyn JobStore> = Arc::new(queue.clone());
+        let mut started = None;
+        self.inner.queue.get_or_init(|| {
+            let runner = Runner::start(store, weak, options);
+            started = Some(Arc::clone(&runner));
+            runner
+        });
+        if started.is_none() {
+            return Err(Error::validation(
+                "this registry already has a durable queue",
+            ));
+        }
+        self.set_checkpoint_store(queue);
+        Ok(())
+    }
+
+    fn queue(&self) -> Result<&Arc<Runner>> {
+        self.inner.queue.get().ok_or(Error::NoQueue)
+    }
+
+    /// Stores a job for worker `name` and returns its id once it is stored: a crash right
+    /// after loses nothing. It runs when due, in whichever process sharing the store
+    /// claims it first, at least once (see the queue guide for when a job can run twice).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rustf_workers::prelude::*;
+    /// use rustf_workers::queue::SqliteQueue;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// WORKER::registry().use_queue(SqliteQueue::open("jobs.db")?)?;
+    /// let id = WORKER::registry()
+    ///     .enqueue("send-email", Some(json!({ "to": "a@b.c" })))
+    ///     .await?;
+    /// let job = WORKER::registry().await_job(&id).await?;
+    /// # let _ = job;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NoQueue`] before [`use_queue`](Self::use_queue).
+    /// - [`Error::NotRegistered`] when this registry has no worker `name`: register the
+    ///   worker in the enqueuing process too (the same binary usually links the same
+    ///   workers), so that a misspelt name is refused here rather than stored for ever.
+    /// - [`Error::Validation`] for a payload the worker's typed parameter cannot read
+    ///   (nothing is stored).
+    /// - [`Error::Store`] when the store cannot be written.
+    pub async fn enqueue(&self, name: &str, payload: Option<Value>) -> Result<String> {
+        self.enqueue_with(name, payload, JobOptions::new()).await
+    }
+
+    /// Stores a job with [`JobOptions`] (schedule, priority, retries, timeout, keys); see
+    /// [`enqueue`](Self::enqueue). With a unique key held by a live job of the worker, or
+    /// an idempotency key of a completed one, nothing is stored and that job's id is
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`enqueue`](Self::enqueue).
+    pub async fn enqueue_with(
+        &self,
+        name: &str,
+        payload: Option<Value>,
+        options: JobOptions,
+    ) -> Result<String> {
+        let mut ids = self.enqueue_many([(name, payload, options)]).await?;
+        Ok(ids.remove(0))
+    }
+
+    /// Stores several jobs in one transaction: all of them, or none. Returns their ids in
+    /// order (an existing job's id where a key matched one).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`enqueue`](Self::enqueue), for the first job at fault; then nothing is
+    /// stored.
+    pub async fn enqueue_many<'a>(
+        &self,
+        jobs: impl IntoIterator<Item = (&'a str, Option<Value>, JobOptions)>,
+    ) -> Result<Vec<String>> {
+        let queue = Arc::clone(self.queue()?);
+        let now = queue.clock.now_ms();
+        let mut stored = Vec::new();
+        for (name, payload, options) in jobs {
+            stored.push(self.new_job(&queue, now, name, payload, &options)?);
+        }
+        let enqueued = queue.store.enqueue(now, stored).await?;
+        queue.wake();
+        Ok(enqueued.into_iter().map(|job| job.id).collect())
+    }
+
+    fn new_job(
+        &self,
+        queue: &Runner,
+        now: i64,
+        name: &str,
+        payload: Option<Value>,
+        options: &JobOptions,
+    ) -> Result<NewJob> {
+        let definition = self.definition(name)?;
+        if let Some(check) = definition.check_payload {
+            check(name, payload.as_ref())?;
+        }
+        let retries = options
+            .job_retries()
+            .unwrap_or(definition.options.max_retries());
+        let mut job = NewJob::new(uuid::Uuid::new_v4().to_string(), name)
+            .priority(options.job_priority())
+            .max_attempts(retries.saturating_add(1))
+            .memory(definition.options.declared_memory());
+        job.payload = payload;
+        let delay_at = options
+            .job_delay()
+            .map(|delay| now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)));
+        job.run_at_ms = options
+            .job_run_at()
+            .map(|at| queue.clock.at_ms(at))
+            .or(delay_at);
+        let timeout = options
+            .job_timeout()
+            .or(definition.options.default_timeout());
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::validation(format!(
+                "job of worker '{name}': timeout must be greater than zero"
+            )));
+        }
+        job.timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        job.unique_key = options.job_unique_key().map(str::to_owned);
+        job.idempotency_key = options.job_idempotency_key().map(str::to_owned);
+        if let Some(queue_name) = options.job_queue() {
+            job.queue = queue_name.to_owned();
+        }
+        Ok(job)
+    }
+
+    /// The stored job `id`: its state, attempts, errors, progress and checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JobNotFound`] for an unknown (or pruned) id; [`Error::NoQueue`];
+    /// [`Error::Store`].
+    pub async fn job(&self, id: &str) -> Result<JobRecord> {
+        self.queue()?
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::JobNotFound { id: id.to_owned() })
+    }
+
+    /// Waits until job `id` is finished (completed, discarded or cancelled), from any
+    /// process, and returns its record. It looks again whenever this process stores an
+    /// outcome, and at least every 100 ms.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`job`](Self::job).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn await_job(&self, id: &str) -> Result<JobRecord> {
+        let queue = Arc::clone(self.queue()?);
+        loop {
+            let record = self.job(id).await?;
+            if record.state.is_finished() {
+                return Ok(record);
+            }
+            queue.written(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A page of stored jobs, newest first, by state, worker and payload text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn jobs(&self, filter: JobFilter) -> Result<JobPage> {
+        self.queue()?.store.list(filter).await
+    }
+
+    /// Makes a discarded or cancelled job available again, with one more attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JobNotFound`] when no such job is discarded or cancelled;
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn retry_job(&self, id: &str) -> Result<()> {
+        let queue = self.queue()?;
+        if queue.store.retry(queue.clock.now_ms(), id).await? {
+            queue.wake();
+            Ok(())
+        } else {
+            Err(Error::JobNotFound { id: id.to_owned() })
+        }
+    }
+
+    /// Deletes a job that is not running.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::JobNotFound`] when there is no such job, or it runs now;
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn delete_job(&self, id: &str) -> Result<()> {
+        if self.queue()?.store.delete(id).await? {
+            Ok(())
+        } else {
+            Err(Error::JobNotFound { id: id.to_owned() })
+        }
+    }
+
+    /// Deletes finished jobs that finished more than `older_than` ago; returns how many.
+    /// The queue does this by itself for [`QueueOptions::retention`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn prune_jobs(&self, older_than: Duration) -> Result<u64> {
+        let queue = self.queue()?;
+        let ms = u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX);
+        queue.store.prune(queue.clock.now_ms(), ms).await
+    }
+
+    /// Cancels a stored job that is not live here: a waiting one at once, a running one
+    /// through its owner's next heartbeat.
+    pub(super) async fn cancel_job(&self, queue: &Runner, id: &str) -> Result<()> {
+        match queue.store.cancel(queue.clock.now_ms(), id).await? {
+            CancelOutcome::Cancelled | CancelOutcome::Running { .. } => Ok(()),
+            CancelOutcome::NotFound | CancelOutcome::AlreadyFinished => Err(run_not_found(id)),
+        }
+    }
+
+    /// Cancels the live run `id` here, if there is one.
+    pub(crate) fn cancel_local(&self, id: &str) {
+        if let Ok(run) = self.live_run(id) {
+            cancel(&run, CancelReason::Requested);
+        }
+    }
+
+    /// Each registered worker's name and how many of its jobs this process may claim
+    /// now, out of `room`.
+    pub(crate) fn job_room(&self, room: usize) -> Vec<(String, usize)> {
+        let catalog = self.inner.catalog.load();
+        catalog
+            .definitions
+            .values()
+            .filter_map(|definition| {
+                let free = match definition.options.concurrency_cap() {
+                    // Relaxed: a hint; the admission queue enforces the cap itself.
+                    Some(cap) => cap.saturating_sub(definition.executing.load(Ordering::Relaxed)),
+                    None => room,
+                };
+                (free > 0).then(|| (definition.name.to_string(), free.min(room)))
+            })
+            .collect()
+    }
+
+    /// Starts a claimed job as a run of its worker, its id the job's.
+    pub(crate) fn start_job(&self, job: ClaimedJob, keys: Box<RunKeys>) -> Result<()> {
+        let catalog = self.inner.catalog.load();
+        let definition = catalog.definition(&job.worker)?;
+        if let Some(check) = definition.check_payload {
+            check(&job.worker, job.payload.as_ref())?;
+        }
+        let key = uuid::Uuid::try_parse(&job.id)
+            .map_err(|_| Error::validation(format!("job id '{}' is not a uuid", job.id)))?
+            .as_u128();
+        let settings = RunSettings {
+            // Relaxed: settings read once per run; no other data depends on them.
+            capacity: self.inner.message_capacity.load(Ordering::Relaxed),
+            budget: self.inner.message_budget.load(Ordering::Relaxed),
+            keep_last: self.inner.keep_last.load(Ordering::Relaxed),
+            read: false,
+            limited: false,
+            // Its retries are the queue's, stored between attempts.
+            max_attempts: 1,
+            daemon: false,
+            timeout: job
+                .timeout_ms
+                .map(Duration::from_millis)
+                .or(definition.options.default_timeout()),
+            keys: Some(keys),
+            key: Some(key),
+            first_attempt: job.attempt.max(1),
+        };
+        launch(
+            Arc::clone(definition),
+            job.payload,
+            Arc::clone(&catalog.config),
+            settings,
+            job.priority,
+            false,
+            None,
+        )
+        .map(drop)
+    }
+}

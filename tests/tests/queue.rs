@@ -1,0 +1,340 @@
+//! The durable queue behind the registry: jobs enqueued, claimed and run by the same run
+//! engine as calls, with their outcomes stored; retries whose backoff is stored; a
+//! restart that finds what was left; shutdown that hands running jobs back.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustf_workers::prelude::*;
+use rustf_workers::queue::{JobFilter, JobState, QueueOptions, SqliteQueue};
+use rustf_workers::{JobOptions, WorkerOptions, WorkerRegistry};
+use rustf_workers_tests as _;
+use serde::Deserialize;
+
+fn options() -> QueueOptions {
+    QueueOptions::new()
+        .poll_interval(Duration::from_millis(20))
+        .lease(Duration::from_secs(3))
+}
+
+async fn registry(path: &std::path::Path) -> WorkerRegistry {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("echo", |ctx| async move {
+            ctx.emit(ctx.payload().cloned().unwrap_or(Value::Null))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(SqliteQueue::open(path).unwrap(), options())
+        .unwrap();
+    workers
+}
+
+#[tokio::test]
+async fn an_enqueued_job_runs_once_as_a_run_with_its_id_and_is_stored_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    workers
+        .register("record", move |ctx| {
+            let log = Arc::clone(&log);
+            async move {
+                log.lock().unwrap().push((
+                    ctx.run_id().to_owned(),
+                    ctx.attempt(),
+                    ctx.payload().cloned(),
+                ));
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+
+    let id = workers
+        .enqueue("record", Some(json!({ "n": 1 })))
+        .await
+        .unwrap();
+    let job = workers.await_job(&id).await.unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Completed, 1));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(id.clone(), 1, Some(json!({ "n": 1 })))]
+    );
+    let stats = workers.stats("record").await.unwrap();
+    assert_eq!((stats.runs, stats.errors, stats.running), (1, 0, 0));
+    // The run was the engine's own: its record is remembered under the job's id.
+    let record = workers.run_record(&id).unwrap();
+    assert_eq!(record.state, rustf_workers::RunState::Completed);
+    workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_at_enqueue_and_nothing_is_stored() {
+    #[derive(Deserialize)]
+    struct Email {
+        #[allow(dead_code)] // read only to check the payload
+        to: String,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let workers = registry(&dir.path().join("jobs.db")).await;
+    workers
+        .register("typed", |ctx| async move {
+            let _email: Email = serde_json::from_value(ctx.payload().cloned().unwrap_or_default())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let err = workers.enqueue("no-such-worker", None).await.unwrap_err();
+    assert!(err.is_not_registered(), "{err}");
+    let err = workers
+        .enqueue_with("echo", None, JobOptions::new().timeout(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    // A batch with one bad job stores none of them.
+    let err = workers
+        .enqueue_many([
+            ("echo", None, JobOptions::new()),
+            ("missing", None, JobOptions::new()),
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.is_not_registered(), "{err}");
+    let page = workers.jobs(JobFilter::default()).await.unwrap();
+    assert!(page.jobs.is_empty(), "{:?}", page.jobs);
+
+    let none = WorkerRegistry::new();
+    assert!(matches!(
+        none.enqueue("echo", None).await.unwrap_err(),
+        Error::NoQueue
+    ));
+    workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_typed_worker_refuses_a_bad_payload_before_anything_is_stored() {
+    // `fixture-echo` reads `{ "text": .. }` (tests/src/workers/echo.rs).
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::with_linked();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    let err = workers
+        .enqueue("fixture-echo", Some(json!({ "txet": "typo" })))
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert!(err.to_string().contains("fixture-echo"), "{err}");
+    assert!(workers
+        .jobs(JobFilter::default())
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    let id = workers
+        .enqueue("fixture-echo", Some(json!({ "text": "hi" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        workers.await_job(&id).await.unwrap().state,
+        JobState::Completed
+    );
+    workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_after_a_stored_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&attempts);
+    workers
+        .register_with(
+            "flaky",
+            WorkerOptions::new()
+                .retries(2)
+                .backoff(Duration::from_millis(200), Duration::from_millis(200)),
+            move |ctx| {
+                let counted = Arc::clone(&counted);
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if ctx.attempt() < 2 {
+                        return Err(Error::internal(format!("attempt {} failed", ctx.attempt())));
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    let id = workers.enqueue("flaky", None).await.unwrap();
+    // The first attempt fails: the job waits in the store, retrying, with its error.
+    let waiting = loop {
+        let job = workers.job(&id).await.unwrap();
+        if job.state == JobState::Retrying {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(waiting.attempt, 1);
+    assert_eq!(waiting.errors.len(), 1);
+    assert!(waiting.errors[0].error.contains("attempt 1 failed"));
+    assert!(
+        waiting.run_at_ms > waiting.errors[0].at_ms,
+        "the backoff is stored"
+    );
+
+    let done = workers.await_job(&id).await.unwrap();
+    assert_eq!((done.state, done.attempt), (JobState::Completed, 2));
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    let stats = workers.stats("flaky").await.unwrap();
+    assert_eq!((stats.runs, stats.failed), (2, 1), "each attempt is a run");
+    workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn jobs_left_in_the_store_run_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let first = registry(&path).await;
+    let later = first
+        .enqueue_with(
+            "echo",
+            None,
+            JobOptions::new().delay(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    first.shutdown().await.unwrap();
+    drop(first);
+    assert_eq!(
+        SqliteQueue::open(&path)
+            .map(|_| ())
+            .err()
+            .map(|e| e.to_string()),
+        None
+    );
+
+    // A new process (here, a new registry) on the same file finds the job and runs it.
+    let second = registry(&path).await;
+    let job = second.job(&later).await.unwrap();
+    assert_eq!(job.state, JobState::Scheduled);
+    let done = second.await_job(&later).await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_hands_a_running_job_back_without_counting_its_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let workers = WorkerRegistry::new();
+    workers.set_shutdown_grace(Duration::from_millis(50));
+    workers
+        .register("stubborn", |ctx| async move {
+            // Ignores the stop request: shutdown cancels it after the grace period.
+            ctx.sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(SqliteQueue::open(&path).unwrap(), options())
+        .unwrap();
+    let id = workers.enqueue("stubborn", None).await.unwrap();
+    while workers.job(&id).await.unwrap().state != JobState::Running {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    workers.shutdown().await.unwrap();
+    let job = workers.job(&id).await.unwrap();
+    assert_eq!(job.state, JobState::Available, "handed back to the queue");
+    assert_eq!(job.attempt, 0, "the stopped attempt is not counted");
+}
+
+#[tokio::test]
+async fn cancel_by_id_stops_a_waiting_job_and_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = registry(&dir.path().join("jobs.db")).await;
+    workers
+        .register("long", |ctx| async move {
+            ctx.sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let waiting = workers
+        .enqueue_with(
+            "echo",
+            None,
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    workers.cancel(&waiting).await.unwrap();
+    assert_eq!(
+        workers.job(&waiting).await.unwrap().state,
+        JobState::Cancelled
+    );
+
+    let running = workers.enqueue("long", None).await.unwrap();
+    while workers.job(&running).await.unwrap().state != JobState::Running {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    workers.cancel(&running).await.unwrap();
+    let job = workers.await_job(&running).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(workers
+        .cancel(&running)
+        .await
+        .unwrap_err()
+        .is_run_not_found());
+    workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_unique_key_holds_one_live_job_and_an_idempotency_key_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = registry(&dir.path().join("jobs.db")).await;
+    let later = JobOptions::new()
+        .delay(Duration::from_secs(3600))
+        .unique_key("daily-report");
+    let first = workers
+        .enqueue_with("echo", None, later.clone())
+        .await
+        .unwrap();
+    let second = workers.enqueue_with("echo", None, later).await.unwrap();
+    assert_eq!(first, second);
+
+    let once = JobOptions::new().idempotency_key("payment-42");
+    let paid = workers
+        .enqueue_with("echo", None, once.clone())
+        .await
+        .unwrap();
+    workers.await_job(&paid).await.unwrap();
+    let again = workers.enqueue_with("echo", None, once).await.unwrap();
+    assert_eq!(
+        paid, again,
+        "the completed job stands for the second enqueue"
+    );
+    workers.shutdown().await.unwrap();
+}
