@@ -542,15 +542,25 @@ async fn expired_leases_are_rescued<F: StoreFactory>() {
     let cancelled = store.get("c").await.unwrap().unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
 
-    // The last attempt's lease expires: discarded, not run a third time.
+    // A lost attempt is run again even past the job's attempts (its process died, the
+    // job did not fail), twice; the third loss beyond them discards it.
     let second = claim_one(&store, T0 + 30_000, "w").await;
     assert_eq!((second.attempt, second.epoch), (2, first.epoch + 1));
-    assert_eq!(store.rescue(T0 + 60_000).await.unwrap(), ["r"]);
+    let mut at = T0 + 30_000;
+    for attempt in 2..=3 {
+        at += 30_000;
+        assert_eq!(store.rescue(at).await.unwrap(), ["r"]);
+        let got = store.get("r").await.unwrap().unwrap();
+        assert_eq!((got.state, got.attempt), (JobState::Available, attempt));
+        assert_eq!(claim_one(&store, at, "w").await.attempt, attempt + 1);
+    }
+    at += 30_000;
+    assert_eq!(store.rescue(at).await.unwrap(), ["r"]);
     let got = store.get("r").await.unwrap().unwrap();
-    assert_eq!((got.state, got.attempt), (JobState::Discarded, 2));
-    assert_eq!(got.finished_at_ms, Some(T0 + 60_000));
-    assert!(got.errors[1].error.contains("lease expired"));
-    assert!(store.rescue(T0 + 90_000).await.unwrap().is_empty());
+    assert_eq!((got.state, got.attempt), (JobState::Discarded, 4));
+    assert_eq!(got.finished_at_ms, Some(at));
+    assert!(got.errors[3].error.contains("attempts were spent"));
+    assert!(store.rescue(at + 30_000).await.unwrap().is_empty());
 }
 
 async fn retry_backoff_is_stored<F: StoreFactory>() {

@@ -28,7 +28,7 @@ pub use job::{
 pub use runner::QueueOptions;
 pub(crate) use runner::Runner;
 pub use state::JobState;
-pub use store::JobStore;
+pub use store::{JobStore, LOST_ATTEMPTS_ALLOWED};
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteQueue};

@@ -80,9 +80,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// Takes back running jobs whose lease has run out (`lease_until <= now_ms`: their
     /// owner died or stalled); returns their ids.
     ///
-    /// The attempt stays counted. A job with attempts left becomes `Available`; one that
-    /// was on its last attempt is `Discarded` with an error "lease expired ..."; one whose
-    /// cancel was requested becomes `Cancelled`.
+    /// The attempt stays counted, with an error "lease expired ...", and the job becomes
+    /// `Available`: a job whose process died while it ran is run again, even past its
+    /// attempts, since the job did not fail. Only a job that has lost
+    /// [`LOST_ATTEMPTS_ALLOWED`] attempts beyond its own (it may be what kills its
+    /// processes) is `Discarded`; one whose cancel was requested becomes `Cancelled`.
     fn rescue(&self, now_ms: i64) -> StoreFuture<'_, Vec<String>>;
 
     /// The `(id, epoch)` of `owner`'s running jobs that an operator asked to cancel
@@ -147,3 +149,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// The latest cron tick recorded for `worker`.
     fn last_cron_tick<'a>(&'a self, worker: &'a str) -> StoreFuture<'a, Option<i64>>;
 }
+
+/// How many attempts beyond its own a job may lose to a dead process (lease expired)
+/// before [`JobStore::rescue`] discards it.
+pub const LOST_ATTEMPTS_ALLOWED: u32 = 2;

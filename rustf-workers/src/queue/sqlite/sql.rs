@@ -135,16 +135,20 @@ pub(super) const CANCEL_EXPIRED_CANCELLING: &str = "
     WHERE state = 'running' AND lease_until <= ?1 AND cancel_requested = 1
     RETURNING id";
 
-/// Expired jobs on their last attempt: discarded.
+/// Expired jobs past their last attempt and two lost ones more: discarded. A process that
+/// dies (SIGKILL, OOM, a power cut) while it runs a job must not spend the job's attempts,
+/// so a lost attempt is run again even past them; but a job that keeps killing its
+/// process is a poison pill, and after two such losses beyond its attempts it stops.
+/// `LOST_ATTEMPTS_ALLOWED` in `queue/store.rs` says the same number.
 pub(super) const DISCARD_EXPIRED_LAST_ATTEMPTS: &str = "
     UPDATE jobs
     SET state = 'discarded', finished_at = ?1, owner = NULL, lease_until = NULL,
         errors = json_insert(errors, '$[#]', json_object(
             'attempt', attempt,
             'error', 'lease expired at ' || lease_until || ' (owner `' || owner
-                     || '`) on its last attempt',
+                     || '`), and its attempts were spent',
             'at_ms', ?1))
-    WHERE state = 'running' AND lease_until <= ?1 AND attempt >= max_attempts
+    WHERE state = 'running' AND lease_until <= ?1 AND attempt >= max_attempts + 2
     RETURNING id";
 
 /// The other expired jobs: available again at ?1, the lost attempt counted.
