@@ -45,6 +45,7 @@ fn registration(worker: &Worker) -> TokenStream {
         daemon,
         memory,
         idle_timeout_ms,
+        cron,
         function,
         context_span,
         payload,
@@ -92,8 +93,9 @@ fn registration(worker: &Worker) -> TokenStream {
     let memory = memory.map(|bytes| quote! { .memory(#bytes) });
     let idle = idle_timeout_ms
         .map(|ms| quote! { .idle_timeout(::core::time::Duration::from_millis(#ms)) });
+    let cron = cron.as_ref().map(|expr| quote! { .cron(#expr) });
     let options = quote! {
-        #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory #idle
+        #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory #idle #cron
     };
 
     quote! {

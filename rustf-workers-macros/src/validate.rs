@@ -18,6 +18,7 @@ pub(crate) struct Worker {
     pub(crate) daemon: Option<bool>,
     pub(crate) memory: Option<u64>,
     pub(crate) idle_timeout_ms: Option<u64>,
+    pub(crate) cron: Option<LitStr>,
     pub(crate) function: syn::Ident,
     /// Where to point a first parameter that is not a `WorkerContext`.
     pub(crate) context_span: Span,
@@ -26,7 +27,8 @@ pub(crate) struct Worker {
     pub(crate) output_span: Span,
 }
 
-const OPTIONS: &str = "`timeout`, `concurrency`, `retries`, `daemon`, `memory` or `idle_timeout`";
+const OPTIONS: &str =
+    "`timeout`, `concurrency`, `retries`, `daemon`, `memory`, `idle_timeout` or `cron`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -69,12 +71,13 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     let mut daemon = None;
     let mut memory = None;
     let mut idle_timeout_ms = None;
+    let mut cron = None;
     let mut seen = Vec::new();
     for option in &args.options {
         let key = option.key.to_string();
         if !matches!(
             key.as_str(),
-            "timeout" | "concurrency" | "retries" | "daemon" | "memory" | "idle_timeout"
+            "timeout" | "concurrency" | "retries" | "daemon" | "memory" | "idle_timeout" | "cron"
         ) {
             errors.spanned(
                 &option.key,
@@ -124,6 +127,14 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
             ("memory", other) => {
                 errors.spanned(other, "`memory` takes a size string: `memory = \"64MB\"`")
             }
+            ("cron", Lit::Str(text)) => match cron_shape(&text.value()) {
+                Ok(()) => cron = Some(text.clone()),
+                Err(message) => errors.spanned(text, message),
+            },
+            ("cron", other) => errors.spanned(
+                other,
+                "`cron` takes a cron expression string: `cron = \"0 3 * * *\"`",
+            ),
             ("daemon", other) => errors.spanned(other, "`daemon` takes `true` or `false`"),
             (key, other) => {
                 errors.spanned(other, format!("`{key}` takes a whole number: `{key} = 3`"))
@@ -189,9 +200,27 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         daemon,
         memory,
         idle_timeout_ms,
+        cron,
         function: sig.ident.clone(),
         context_span: context_span.unwrap_or_else(|| sig.ident.span()),
         payload,
         output_span,
     })
+}
+
+/// Checks the shape of a cron expression: five or six fields, or one `@alias`. The fields
+/// themselves are checked at registration, by the runtime crate's parser.
+fn cron_shape(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    match fields {
+        0 => Err("empty cron expression; expected five fields, e.g. `\"0 3 * * *\"`".to_owned()),
+        1 if expr.trim_start().starts_with('@') => Ok(()),
+        5 | 6 => Ok(()),
+        n => Err(format!(
+            "cron expression `{expr}` has {n} field{}; expected 5 (`minute hour \
+             day-of-month month day-of-week`), 6 (with a second first) or an alias such as \
+             `@daily`",
+            if n == 1 { "" } else { "s" }
+        )),
+    }
 }

@@ -28,6 +28,7 @@ pub struct WorkerOptions {
     max_daemons: Option<usize>,
     memory: u64,
     idle_timeout: Option<Duration>,
+    cron: Option<&'static str>,
 }
 
 /// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
@@ -78,6 +79,7 @@ impl WorkerOptions {
             max_daemons: None,
             memory: 0,
             idle_timeout: None,
+            cron: None,
         }
     }
 
@@ -186,6 +188,39 @@ impl WorkerOptions {
         self.idle_timeout
     }
 
+    /// Runs this worker on a cron schedule: `expr` is a cron expression in UTC, five
+    /// fields `minute hour day-of-month month day-of-week` or six with seconds first, or
+    /// an alias such as `@daily` (see `queue::CronSchedule` for the syntax). Each tick is
+    /// enqueued once in the durable queue, across every process sharing it; ticks missed
+    /// while the application was down follow `queue::MissedTicks` (by default only the
+    /// latest runs).
+    ///
+    /// The expression is checked at registration: an invalid one, or any cron schedule
+    /// when the crate is built without the `cron` feature (which `sqlite` enables), is
+    /// refused with [`Error::Validation`](crate::Error::Validation). An expression known
+    /// only at run time (read from configuration) can be given with
+    /// [`String::leak`]: a worker is registered once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rustf_workers::WorkerOptions;
+    ///
+    /// let options = WorkerOptions::new().cron("0 3 * * *");
+    /// assert_eq!(options.cron_expr(), Some("0 3 * * *"));
+    /// ```
+    #[must_use]
+    pub const fn cron(mut self, expr: &'static str) -> Self {
+        self.cron = Some(expr);
+        self
+    }
+
+    /// The cron expression this worker is scheduled on, if any, as given to
+    /// [`WorkerOptions::cron`].
+    pub const fn cron_expr(&self) -> Option<&'static str> {
+        self.cron
+    }
+
     /// Whether runs of this worker are daemons by default.
     pub const fn is_daemon(&self) -> bool {
         self.daemon
@@ -226,5 +261,39 @@ mod tests {
         assert_eq!(backoff.delay(40, 0), Duration::from_secs(30), "no overflow");
         let middle = backoff.delay(2, 128);
         assert!(middle > Duration::from_secs(1) && middle < Duration::from_secs(2));
+    }
+
+    async fn register_cron(expr: &'static str) -> crate::Result<()> {
+        crate::WorkerRegistry::new()
+            .register_with("nightly", WorkerOptions::new().cron(expr), |_ctx| async {
+                Ok(())
+            })
+            .await
+    }
+
+    #[cfg(feature = "cron")]
+    #[tokio::test]
+    async fn cron_expressions_are_checked_at_registration() {
+        register_cron("0 3 * * *").await.unwrap();
+        register_cron("@hourly").await.unwrap();
+        let err = register_cron("0 3 * *").await.unwrap_err();
+        assert!(err.is_validation(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "validation failed: worker 'nightly': invalid cron expression `0 3 * *`: expected \
+             5 fields (minute hour day-of-month month day-of-week) or 6 (second first), found 4"
+        );
+    }
+
+    #[cfg(not(feature = "cron"))]
+    #[tokio::test]
+    async fn cron_schedules_need_the_cron_feature() {
+        let err = register_cron("0 3 * * *").await.unwrap_err();
+        assert!(err.is_validation(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "validation failed: worker 'nightly': cron schedule `0 3 * * *` needs \
+             rustf-workers' `cron` feature (or `sqlite`, which enables it)"
+        );
     }
 }

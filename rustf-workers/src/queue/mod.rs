@@ -8,11 +8,16 @@
 //! - `SqliteQueue` (feature `sqlite`): one file on one machine, shared by the processes
 //!   on it (a web process enqueues, a worker process runs jobs).
 //!
+//! With feature `cron` (enabled by `sqlite`), `CronSchedule` and `enqueue_due` enqueue
+//! a worker's cron ticks, each exactly once across the processes sharing a store.
+//!
 //! A job lives through the states of [`JobState`]: it is enqueued, claimed under a lease
 //! with an epoch, and leaves the store only through a recorded outcome, so whatever
 //! process dies when, an enqueued job is either still stored or has its outcome.
 #![cfg_attr(feature = "sqlite", doc = "\n\nSee [`SqliteQueue`] for an example.")]
 
+#[cfg(feature = "cron")]
+mod cron;
 mod job;
 mod runner;
 mod state;
@@ -21,6 +26,8 @@ mod store;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "cron")]
+pub use cron::{enqueue_due, next_wake, CronSchedule, MissedTicks, CRON_GRACE_MS};
 pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError, JobFilter,
     JobPage, JobRecord, NewJob, DEFAULT_QUEUE,

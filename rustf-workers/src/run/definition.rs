@@ -123,6 +123,18 @@ impl Definition {
                 "worker '{name}': concurrency must be at least 1"
             )));
         }
+        if let Some(expr) = options.cron_expr() {
+            #[cfg(feature = "cron")]
+            crate::queue::CronSchedule::parse(expr).map_err(|error| match error {
+                Error::Validation(why) => Error::validation(format!("worker '{name}': {why}")),
+                other => other,
+            })?;
+            #[cfg(not(feature = "cron"))]
+            return Err(Error::validation(format!(
+                "worker '{name}': cron schedule `{expr}` needs rustf-workers' `cron` \
+                 feature (or `sqlite`, which enables it)"
+            )));
+        }
         let spawn: Spawner = Box::new(move |mut guard: RunGuard, deadline, first: bool| {
             let ctx = WorkerContext::new(Arc::clone(&guard.run));
             // The closure's synchronous part runs here, like the argument of

@@ -18,6 +18,12 @@ pub async fn greet(ctx: WorkerContext, input: Greeting) -> Result<()> {
     Ok(())
 }
 
+/// Runs nightly at 03:00 UTC.
+#[worker("strict-nightly", cron = "0 3 * * *", timeout = "1m")]
+pub async fn nightly(_ctx: WorkerContext) -> Result<()> {
+    Ok(())
+}
+
 /// Does nothing, privately.
 #[worker("strict-private")]
 async fn private(_ctx: WorkerContext) -> Result<()> {
@@ -30,6 +36,7 @@ async fn main() -> Result<()> {
     assert_eq!(handle.recv().await, Some(json!("hello, Ada")));
     handle.await_result().await?;
     WORKER::run("strict-private", None).await?;
+    WORKER::run("strict-nightly", None).await?;
     // The function is still an ordinary function.
     let _ = private;
     Ok(())
