@@ -338,3 +338,60 @@ async fn a_unique_key_holds_one_live_job_and_an_idempotency_key_replays() {
     );
     workers.shutdown().await.unwrap();
 }
+
+/// Two processes (here, two registries) share one file and both run a worker scheduled
+/// every second: each tick is enqueued once, and runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_worker_on_two_nodes_runs_each_tick_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let workers = WorkerRegistry::new();
+        workers
+            .register_with(
+                "every-second",
+                WorkerOptions::new().cron("* * * * * *"),
+                |_ctx| async { Ok(()) },
+            )
+            .await
+            .unwrap();
+        workers
+            .use_queue_with(SqliteQueue::open(&path).unwrap(), options())
+            .unwrap();
+        nodes.push(workers);
+    }
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let page = nodes[0]
+        .jobs(JobFilter {
+            worker: Some("every-second".into()),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut seconds: Vec<i64> = page
+        .jobs
+        .iter()
+        .map(|job| job.created_at_ms / 1000)
+        .collect();
+    let ticks = seconds.len();
+    seconds.dedup();
+    assert!(ticks >= 2, "ticks enqueued: {ticks}");
+    assert_eq!(seconds.len(), ticks, "one job per tick: {:?}", page.jobs);
+    let runs: u64 = {
+        let mut runs = 0;
+        for node in &nodes {
+            runs += node.stats("every-second").await.unwrap().runs;
+        }
+        runs
+    };
+    let completed = page
+        .jobs
+        .iter()
+        .filter(|job| job.state == JobState::Completed)
+        .count() as u64;
+    assert_eq!(runs, completed, "each completed tick ran once");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

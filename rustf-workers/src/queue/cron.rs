@@ -139,17 +139,22 @@ impl CronSchedule {
     /// The ticks [`enqueue_due`] enqueues at `now_ms` when the last tick recorded is
     /// `last`, in order.
     fn due(&self, last: Option<i64>, now_ms: i64, policy: MissedTicks) -> Vec<i64> {
-        // Ticks after this are on time; at or before it, missed.
-        let on_time_after = now_ms.saturating_sub(CRON_GRACE_MS);
-        let from = last.map_or(on_time_after, |last| last.max(on_time_after));
-        let mut due: Vec<i64> = self.ticks(from, now_ms).collect();
+        // The newest tick not enqueued yet: on time within the grace, else missed.
+        let Some(latest) = self
+            .last_at_or_before(now_ms)
+            .filter(|&tick| last.is_none_or(|last| tick > last))
+        else {
+            return Vec::new();
+        };
+        let on_time = latest > now_ms.saturating_sub(CRON_GRACE_MS);
         let Some(last) = last else {
             // First sight: nothing was missed, since nothing was expected yet.
-            return due;
+            return if on_time { vec![latest] } else { Vec::new() };
         };
-        let missed = |max: usize| {
+        // Ticks between the last one enqueued and the newest: missed, newest first.
+        let earlier = |max: usize| {
             let mut missed = Vec::new();
-            let mut cursor = self.last_at_or_before(on_time_after);
+            let mut cursor = self.last_at_or_before(latest - 1);
             while let Some(tick) = cursor.filter(|&tick| tick > last) {
                 if missed.len() == max {
                     break;
@@ -161,16 +166,19 @@ impl CronSchedule {
             missed
         };
         match policy {
-            MissedTicks::Skip => {}
-            MissedTicks::Latest if due.is_empty() => due = missed(1),
-            MissedTicks::Latest => {}
+            MissedTicks::Skip if on_time => vec![latest],
+            MissedTicks::Skip => Vec::new(),
+            // Once, however many were missed: the newest.
+            MissedTicks::Latest => vec![latest],
             MissedTicks::All { max } => {
-                let mut all = missed(max);
-                all.append(&mut due);
-                due = all;
+                let room = if on_time { max } else { max.saturating_sub(1) };
+                let mut due = earlier(room);
+                if on_time || max > 0 {
+                    due.push(latest);
+                }
+                due
             }
         }
-        due
     }
 }
 
@@ -267,24 +275,27 @@ impl FromStr for CronSchedule {
 /// What [`enqueue_due`] does with ticks that were missed: due while no process was
 /// enqueueing them (the application was down, or being deployed).
 ///
-/// At `now_ms`, a tick is missed when it lies after the worker's last recorded tick and at
-/// or before `now_ms - CRON_GRACE_MS`: at least a minute late and never enqueued. Ticks
-/// less than [`CRON_GRACE_MS`] old are on time and always enqueued, whatever the policy.
-/// A worker seen for the first time (no tick recorded) has missed nothing.
+/// At `now_ms`, the tick due is the newest at or before `now_ms` that is after the
+/// worker's last recorded tick: on time while it is less than [`CRON_GRACE_MS`] old, and
+/// enqueued whatever the policy; missed when older. The ticks between the last recorded
+/// one and it were missed too. A worker seen for the first time (no tick recorded) has
+/// missed nothing, and gets its newest tick only if it is on time. So a schedule whose
+/// ticks come faster than its poller wakes, or that was down a while, never bursts: only
+/// what the policy asks for is enqueued.
 ///
 /// The default is [`MissedTicks::Latest`], what users of Oban and sidekiq-cron expect: a
 /// nightly job missed during a deploy runs once when the application is back, not once
 /// per night it was down, nor never.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MissedTicks {
-    /// Missed ticks are dropped: only on-time ticks are enqueued.
+    /// Missed ticks are dropped: only an on-time tick is enqueued.
     Skip,
-    /// Only the most recent missed tick is enqueued, and only if no tick is on time (an
-    /// on-time tick stands for the missed ones); the older missed ticks are dropped.
+    /// The newest tick is enqueued once, on time or missed (it stands for the missed
+    /// ones); older missed ticks are dropped.
     #[default]
     Latest,
-    /// The most recent `max` missed ticks are enqueued, oldest first, before the on-time
-    /// ones; older missed ticks are dropped. `max: 0` is [`MissedTicks::Skip`].
+    /// The most recent `max` missed ticks are enqueued, oldest first, then the on-time
+    /// one; older missed ticks are dropped. `max: 0` is [`MissedTicks::Skip`].
     All {
         /// At most this many missed ticks: a bound on the burst after a long downtime.
         max: usize,

@@ -301,6 +301,28 @@ impl WorkerRegistry {
         }
     }
 
+    /// The workers with a cron schedule: name, expression, and the job each tick stores
+    /// (its id made anew per tick).
+    #[cfg(feature = "cron")]
+    pub(crate) fn cron_jobs(&self) -> Vec<(String, &'static str, NewJob)> {
+        let catalog = self.inner.catalog.load();
+        catalog
+            .definitions
+            .values()
+            .filter_map(|definition| {
+                let expr = definition.options.cron_expr()?;
+                let options = &definition.options;
+                let mut job = NewJob::new(String::new(), definition.name.to_string())
+                    .max_attempts(options.max_retries().saturating_add(1))
+                    .memory(options.declared_memory());
+                job.timeout_ms = options
+                    .default_timeout()
+                    .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+                Some((definition.name.to_string(), expr, job))
+            })
+            .collect()
+    }
+
     /// Each registered worker's name and how many of its jobs this process may claim
     /// now, out of `room`.
     pub(crate) fn job_room(&self, room: usize) -> Vec<(String, usize)> {

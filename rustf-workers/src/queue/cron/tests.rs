@@ -303,11 +303,17 @@ fn on_time_ticks_are_due_once_after_the_last_recorded() {
             "a later tick is recorded (a process whose clock runs ahead)"
         );
     }
-    // Every second, called 3.5 s late: all three late ticks are on time.
+    // Every second, called 2.5 s late: the newest tick only, not a burst of three (the
+    // two before it were missed, and `Skip` drops them).
     let secondly = schedule("* * * * * *");
     assert_eq!(
         secondly.due(Some(tick - 1000), tick + 2500, MissedTicks::Skip),
-        [tick, tick + 1000, tick + 2000]
+        [tick + 2000]
+    );
+    assert_eq!(
+        secondly.due(None, tick + 2500, MissedTicks::Latest),
+        [tick + 2000],
+        "first sight: the newest on-time tick, not the whole grace's worth"
     );
 }
 
@@ -376,12 +382,8 @@ fn a_long_downtime_does_not_walk_every_missed_tick() {
     let last = at(2023, 5, 1, 0, 0, 0);
     let now = at(2024, 5, 1, 0, 0, 0);
     let latest = secondly.due(Some(last), now, MissedTicks::Latest);
-    assert_eq!(
-        latest.len(),
-        CRON_GRACE_MS as usize / 1000,
-        "the on-time ones"
-    );
+    assert_eq!(latest, [now], "the newest tick, on time");
     let all = secondly.due(Some(last), now, MissedTicks::All { max: 5 });
-    assert_eq!(all.len(), 5 + 60);
-    assert_eq!(all[0], now - CRON_GRACE_MS - 4000);
+    assert_eq!(all.len(), 5 + 1, "five missed, then the on-time one");
+    assert_eq!(all[0], now - 5_000);
 }
