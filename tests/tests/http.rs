@@ -536,3 +536,123 @@ async fn metrics_are_prometheus_text() {
     );
     running.cancel().await.unwrap();
 }
+
+/// The durable queue's routes: stored jobs listed by state, worker and payload text, read
+/// one by one, and managed only when the application turns it on.
+#[tokio::test]
+async fn stored_jobs_are_listed_filtered_and_managed_when_turned_on() {
+    use rustf_workers::queue::{QueueOptions, SqliteQueue};
+    use rustf_workers::JobOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    workers
+        .register("fails", |_ctx| async { Err(Error::internal("no luck")) })
+        .await
+        .unwrap();
+    workers
+        .register("later", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    // No queue yet: the routes say so.
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+    get(&router, "/jobs")
+        .await
+        .error(StatusCode::NOT_FOUND, "no_queue");
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            QueueOptions::new().poll_interval(Duration::from_millis(10)),
+        )
+        .unwrap();
+    let failed = workers
+        .enqueue("fails", Some(json!({ "order": "A-17" })))
+        .await
+        .unwrap();
+    let waiting = workers
+        .enqueue_with(
+            "later",
+            Some(json!({ "order": "B-2" })),
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    workers.await_job(&failed).await.unwrap();
+
+    let all = get(&router, "/jobs").await.json();
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 2, "{all}");
+    let discarded = get(&router, "/jobs?state=discarded").await.json();
+    assert_eq!(discarded["jobs"][0]["id"], failed.as_str(), "{discarded}");
+    assert_eq!(discarded["jobs"].as_array().unwrap().len(), 1);
+    let found = get(&router, "/jobs?search=B-2&worker=later").await.json();
+    assert_eq!(found["jobs"][0]["id"], waiting.as_str(), "{found}");
+    let none = get(&router, "/jobs?state=scheduled&worker=fails")
+        .await
+        .json();
+    assert!(none["jobs"].as_array().unwrap().is_empty(), "{none}");
+    get(&router, "/jobs?state=lost")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_query");
+    get(&router, "/jobs?limit=many")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_query");
+    let one = get(&router, &format!("/jobs/{failed}")).await.json();
+    assert_eq!(one["state"], "discarded");
+    assert!(one["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no luck"));
+    get(&router, "/jobs/nope")
+        .await
+        .error(StatusCode::NOT_FOUND, "job_not_found");
+
+    // Read-only unless turned on.
+    for (method, uri) in [
+        (Method::POST, format!("/jobs/{failed}/retry")),
+        (Method::POST, format!("/jobs/{waiting}/cancel")),
+        (Method::DELETE, format!("/jobs/{waiting}")),
+    ] {
+        let message = send(&router, method, &uri, "")
+            .await
+            .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+        assert!(message.contains("allow_managing_jobs"), "{message}");
+    }
+    assert_eq!(
+        workers.job(&waiting).await.unwrap().state.as_str(),
+        "scheduled"
+    );
+
+    let managing = RouterBuilder::for_registry(workers.clone())
+        .allow_managing_jobs()
+        .build();
+    let cancelled = send(
+        &managing,
+        Method::POST,
+        &format!("/jobs/{waiting}/cancel"),
+        "",
+    )
+    .await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED, "{}", cancelled.body);
+    assert_eq!(
+        workers.job(&waiting).await.unwrap().state.as_str(),
+        "cancelled"
+    );
+    let retried = send(
+        &managing,
+        Method::POST,
+        &format!("/jobs/{failed}/retry"),
+        "",
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    assert_ne!(
+        workers.job(&failed).await.unwrap().state.as_str(),
+        "discarded"
+    );
+    let deleted = send(&managing, Method::DELETE, &format!("/jobs/{waiting}"), "").await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    get(&managing, &format!("/jobs/{waiting}"))
+        .await
+        .error(StatusCode::NOT_FOUND, "job_not_found");
+    workers.shutdown().await.unwrap();
+}

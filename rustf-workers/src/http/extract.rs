@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -72,6 +73,34 @@ impl FromRequest<Arc<RouterBuilder>> for Body {
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
                 format!("the request body could not be read: {rejection}"),
+            )),
+        }
+    }
+}
+
+/// axum's `Query`. A query string that does not read as the route's parameters is `400`
+/// `invalid_query`.
+pub(super) struct Query<T>(pub(super) T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(err)) => Err(respond(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("the query string is not valid: {}", err.body_text()),
+            )),
+            Err(rejection) => Err(respond(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
             )),
         }
     }

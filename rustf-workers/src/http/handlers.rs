@@ -181,7 +181,7 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     )
 }
 
-fn disabled(what: &str, switch: &str) -> Response {
+pub(super) fn disabled(what: &str, switch: &str) -> Response {
     respond(
         StatusCode::METHOD_NOT_ALLOWED,
         "disabled",
@@ -193,13 +193,16 @@ fn disabled(what: &str, switch: &str) -> Response {
 }
 
 /// The status and kind for each error a handler can meet.
-fn error(err: &Error) -> Response {
+pub(super) fn error(err: &Error) -> Response {
     let (status, kind) = match err {
         Error::NotRegistered { .. } => (StatusCode::NOT_FOUND, "not_registered"),
         Error::RunNotFound { .. } => (StatusCode::NOT_FOUND, "run_not_found"),
         Error::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
         Error::AlreadyRegistered { .. } => (StatusCode::CONFLICT, "already_registered"),
         Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        Error::JobNotFound { .. } => (StatusCode::NOT_FOUND, "job_not_found"),
+        Error::NoQueue => (StatusCode::NOT_FOUND, "no_queue"),
+        Error::Store { .. } => (StatusCode::SERVICE_UNAVAILABLE, "store"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     respond(status, kind, err.to_string())

@@ -20,6 +20,9 @@
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `POST /{name}/runs` | start a run with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
+//! | `GET /jobs?state=&worker=&search=&limit=&before=` | stored jobs of the durable queue, newest first, paged |
+//! | `GET /jobs/{id}` | one stored job: state, attempts, errors, progress, checkpoint |
+//! | `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}` | manage a stored job; off unless [`RouterBuilder::allow_managing_jobs`] |
 //!
 //! Every error is JSON ([`ErrorBody`]) with a status and a `kind` naming the problem,
 //! including the ones axum's extractors would answer in plain text: a path parameter that
@@ -30,6 +33,7 @@
 
 mod extract;
 mod handlers;
+mod jobs;
 mod json;
 mod metrics;
 
@@ -71,6 +75,7 @@ pub struct RouterBuilder {
     registry: WorkerRegistry,
     allow_start: bool,
     allow_cancel: bool,
+    allow_jobs: bool,
     body_limit: usize,
 }
 
@@ -86,6 +91,7 @@ impl RouterBuilder {
             registry,
             allow_start: false,
             allow_cancel: false,
+            allow_jobs: false,
             body_limit: DEFAULT_BODY_LIMIT,
         }
     }
@@ -100,6 +106,14 @@ impl RouterBuilder {
     /// Turns on `DELETE /runs/{id}`. Mount it behind your own authentication.
     pub fn allow_cancelling_runs(mut self) -> Self {
         self.allow_cancel = true;
+        self
+    }
+
+    /// Turns on `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel` and `DELETE /jobs/{id}`
+    /// for the registry's durable queue. Anyone who can reach the router can then retry,
+    /// cancel or delete any stored job: mount it behind the application's authentication.
+    pub fn allow_managing_jobs(mut self) -> Self {
+        self.allow_jobs = true;
         self
     }
 
@@ -135,6 +149,10 @@ impl RouterBuilder {
             .route("/runs", get(handlers::runs))
             .route("/runs/{id}", get(handlers::run).delete(handlers::cancel))
             .route("/runs/{id}/events", get(handlers::events))
+            .route("/jobs", get(jobs::jobs))
+            .route("/jobs/{id}", get(jobs::job).delete(jobs::delete))
+            .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))
+            .route("/jobs/{id}/cancel", axum::routing::post(jobs::cancel))
             .route("/{name}", get(handlers::definition))
             .route("/{name}/runs", axum::routing::post(handlers::start))
             .fallback(handlers::not_found)
