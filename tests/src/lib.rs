@@ -117,3 +117,8 @@ pub struct HttpDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/policies.md")]
 pub struct PoliciesDoctests;
+
+/// The durable queue's guide, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/queue.md")]
+pub struct QueueDoctests;

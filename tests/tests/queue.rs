@@ -395,3 +395,59 @@ async fn a_cron_worker_on_two_nodes_runs_each_tick_once() {
         node.shutdown().await.unwrap();
     }
 }
+
+/// The testing helpers: nothing runs until the test drains the queue, inline, with no
+/// sleeps; what was enqueued can be asserted first.
+#[tokio::test]
+async fn a_test_asserts_what_was_enqueued_then_drains_it_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    workers
+        .register_with(
+            "welcome",
+            WorkerOptions::new()
+                .retries(1)
+                .backoff(Duration::from_secs(3600), Duration::from_secs(3600)),
+            move |ctx| {
+                let counted = Arc::clone(&counted);
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    match ctx.payload().and_then(|p| p["user"].as_u64()) {
+                        Some(_) => Ok(()),
+                        None => Err(Error::internal("no user")),
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    workers
+        .enqueue("welcome", Some(json!({ "user": 7 })))
+        .await
+        .unwrap();
+    workers
+        .enqueue("welcome", Some(json!({ "nobody": true })))
+        .await
+        .unwrap();
+    let waiting = workers.enqueued("welcome").await.unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "nothing runs until drained");
+
+    assert_eq!(workers.drain_jobs().await.unwrap(), 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    // The failed one waits for its (hour-long) backoff: still enqueued, as retrying.
+    let left = workers.enqueued("welcome").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, JobState::Retrying);
+    assert_eq!(left[0].payload, Some(json!({ "nobody": true })));
+    assert_eq!(workers.drain_jobs().await.unwrap(), 0, "nothing due");
+    workers.shutdown().await.unwrap();
+}

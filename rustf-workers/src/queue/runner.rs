@@ -207,6 +207,30 @@ impl Runner {
         }
     }
 
+    /// Claims and runs every due job, here and now, until none is due and every outcome
+    /// is stored; returns how many it started. For tests: see
+    /// [`WorkerRegistry::drain_jobs`](crate::WorkerRegistry::drain_jobs).
+    pub(crate) async fn drain(self: &Arc<Self>) -> Result<usize> {
+        let mut started = 0;
+        loop {
+            let claimed = self.claim().await?;
+            started += claimed;
+            // Wait for what runs here (claimed now or by the poller) to end and be stored.
+            loop {
+                let mut written = std::pin::pin!(self.written.notified());
+                written.as_mut().enable();
+                // Acquire: pairs with the writer's Release after a batch is stored.
+                if self.leased().is_empty() && self.unwritten.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                written.await;
+            }
+            if claimed == 0 {
+                return Ok(started);
+            }
+        }
+    }
+
     fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
         // Held for one map operation, never across an await.
         self.leased.lock().unwrap_or_else(|e| e.into_inner())

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::{run_not_found, WeakRegistry, WorkerRegistry};
 use crate::queue::{
-    CancelOutcome, ClaimedJob, JobFilter, JobPage, JobRecord, JobStore, NewJob, QueueOptions,
-    Runner,
+    CancelOutcome, ClaimedJob, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
+    QueueOptions, Runner,
 };
 use crate::run::driver::cancel;
 use crate::run::launch::launch;
@@ -85,7 +85,10 @@ impl WorkerRegistry {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// With the `sqlite` feature:
+    ///
+    #[cfg_attr(feature = "sqlite", doc = "```no_run")]
+    #[cfg_attr(not(feature = "sqlite"), doc = "```ignore")]
     /// use rustf_workers::prelude::*;
     /// use rustf_workers::queue::SqliteQueue;
     ///
@@ -283,6 +286,67 @@ impl WorkerRegistry {
         let queue = self.queue()?;
         let ms = u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX);
         queue.store.prune(queue.clock.now_ms(), ms).await
+    }
+
+    /// Runs every due job now, in this process, and returns once none is due and every
+    /// outcome is stored: how many runs it started. Jobs that fail and retry later, or are
+    /// scheduled later, stay stored. For tests, with no sleeps: open the queue with
+    /// [`QueueOptions::runs_jobs`]`(false)` so that nothing runs until the test drains it
+    /// (Sidekiq's fake-then-drain, Oban's `drain_queue`).
+    ///
+    /// # Examples
+    ///
+    /// With the `sqlite` feature:
+    ///
+    #[cfg_attr(feature = "sqlite", doc = "```")]
+    #[cfg_attr(not(feature = "sqlite"), doc = "```ignore")]
+    /// use rustf_workers::prelude::*;
+    /// use rustf_workers::queue::{QueueOptions, SqliteQueue};
+    /// use rustf_workers::WorkerRegistry;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<()> {
+    /// # let dir = std::env::temp_dir().join(format!("drain-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let workers = WorkerRegistry::new();
+    /// workers.register("welcome", |_ctx| async { Ok(()) }).await?;
+    /// let queue = SqliteQueue::open(dir.join("test.db"))?;
+    /// workers.use_queue_with(queue, QueueOptions::new().runs_jobs(false))?;
+    ///
+    /// // The application under test enqueues...
+    /// workers.enqueue("welcome", Some(json!({ "user": 7 }))).await?;
+    /// // ...the test asserts what was enqueued, then runs it inline.
+    /// let waiting = workers.enqueued("welcome").await?;
+    /// assert_eq!(waiting[0].payload, Some(json!({ "user": 7 })));
+    /// assert_eq!(workers.drain_jobs().await?, 1);
+    /// assert!(workers.enqueued("welcome").await?.is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn drain_jobs(&self) -> Result<usize> {
+        let queue = Arc::clone(self.queue()?);
+        queue.drain().await
+    }
+
+    /// The jobs of worker `name` waiting to run (scheduled, available or retrying),
+    /// newest first: what a test asserts was enqueued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn enqueued(&self, name: &str) -> Result<Vec<JobRecord>> {
+        let filter = JobFilter {
+            states: vec![JobState::Scheduled, JobState::Available, JobState::Retrying],
+            worker: Some(name.to_owned()),
+            limit: JobFilter::MAX_LIMIT,
+            ..JobFilter::default()
+        };
+        Ok(self.jobs(filter).await?.jobs)
     }
 
     /// Cancels a stored job that is not live here: a waiting one at once, a running one
