@@ -134,3 +134,33 @@ async fn a_failure_is_not_remembered_under_its_idempotency_key() {
         .unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+/// A call refused by a full admission queue leaves its unique key free: the next call
+/// with the key starts a run of its own instead of attaching to one that never started.
+#[tokio::test(start_paused = true)]
+async fn a_unique_key_refused_by_a_full_queue_is_not_held() {
+    let workers = WorkerRegistry::new();
+    workers
+        .register("slow", |ctx| async move {
+            ctx.sleep(Duration::from_secs(10)).await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers.set_max_running(1);
+    workers.set_queue_capacity(0);
+    let first = workers.call("slow", None, None).await.unwrap();
+    let keyed = CallOptions::new().unique_key("only-one");
+    let err = workers
+        .call_with("slow", None, keyed.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_queue_full(), "{err}");
+    first.await_result().await.unwrap();
+
+    let again = workers.call_with("slow", None, keyed).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), again.await_result())
+        .await
+        .expect("a run of its own, not the refused one");
+    result.unwrap();
+}

@@ -137,6 +137,8 @@ pub(crate) struct Runner {
     unwritten: AtomicUsize,
     /// Wakes `flush` and `await_job`'s waiters when outcomes are stored.
     written: Notify,
+    /// Claims under way.
+    claiming: AtomicUsize,
     stopping: AtomicBool,
     stopped: Notify,
 }
@@ -160,6 +162,7 @@ impl Runner {
             finishes,
             unwritten: AtomicUsize::new(0),
             written: Notify::new(),
+            claiming: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
         });
@@ -200,7 +203,9 @@ impl Runner {
             let mut written = std::pin::pin!(self.written.notified());
             written.as_mut().enable();
             // Acquire: pairs with the writer's Release after a batch is stored.
-            if self.unwritten.load(Ordering::Acquire) == 0 {
+            if self.unwritten.load(Ordering::Acquire) == 0
+                && self.claiming.load(Ordering::SeqCst) == 0
+            {
                 return;
             }
             written.await;
@@ -237,7 +242,13 @@ impl Runner {
     }
 
     fn send(&self, finish: Finish) {
-        self.leased().remove(&finish.id);
+        {
+            let mut leased = self.leased();
+            // Only this claim's entry: the job may have been claimed here again since.
+            if leased.get(&finish.id) == Some(&finish.epoch) {
+                leased.remove(&finish.id);
+            }
+        }
         // Release: `flush` reads it after the writer decrements.
         self.unwritten.fetch_add(1, Ordering::Release);
         if self.finishes.send(finish).is_err() {
@@ -248,7 +259,8 @@ impl Runner {
         self.wake();
     }
 
-    /// Claims what this process has room for and starts it. Returns how many it started.
+    /// Claims what this process has room for and starts it. Returns how many it started
+    /// (a job the engine refused, a full admission queue say, goes back to the store).
     async fn claim(self: &Arc<Self>) -> Result<usize> {
         let Some(registry) = self.registry.upgrade() else {
             return Ok(0);
@@ -267,22 +279,31 @@ impl Runner {
             limit: room,
             lease_ms: millis(self.options.lease),
         };
-        let jobs = self.store.claim(self.clock.now_ms(), request).await?;
-        let claimed = jobs.len();
-        {
-            let mut leased = self.leased();
-            for job in &jobs {
-                leased.insert(job.id.clone(), job.epoch);
+        // Counted while under way, so that `flush` waits for a claim that shutdown began
+        // during: its jobs are handed back before `shutdown` returns.
+        self.claiming.fetch_add(1, Ordering::SeqCst);
+        let claimed = self.store.claim(self.clock.now_ms(), request).await;
+        let started = claimed.map(|jobs| {
+            let mut started = 0;
+            for job in jobs {
+                let stale = self.leased().insert(job.id.clone(), job.epoch);
+                if stale.is_some() {
+                    // Claimed here again after its lease ran out (the store was out of
+                    // reach longer than a lease): the old run stops, its writes refused.
+                    registry.cancel_local(&job.id);
+                }
+                started += usize::from(self.start_job(&registry, job));
             }
-        }
-        for job in jobs {
-            self.start_job(&registry, job);
-        }
-        Ok(claimed)
+            started
+        });
+        self.claiming.fetch_sub(1, Ordering::SeqCst);
+        self.written.notify_waiters();
+        started
     }
 
     /// Hands a claimed job to the run engine; a job that cannot start now goes back.
-    fn start_job(self: &Arc<Self>, registry: &crate::WorkerRegistry, job: ClaimedJob) {
+    /// Returns whether it started.
+    fn start_job(self: &Arc<Self>, registry: &crate::WorkerRegistry, job: ClaimedJob) -> bool {
         let (id, epoch) = (job.id.clone(), job.epoch);
         let sink = Arc::new(JobSink {
             runner: Arc::clone(self),
@@ -294,7 +315,7 @@ impl Runner {
             ..RunKeys::default()
         });
         match registry.start_job(job, keys) {
-            Ok(()) => {}
+            Ok(()) => return true,
             Err(err) if err.is_validation() || err.is_not_registered() => {
                 self.send(Finish {
                     id,
@@ -311,6 +332,7 @@ impl Runner {
                 outcome: FinishOutcome::Requeue,
             }),
         }
+        false
     }
 
     /// One heartbeat: extend the leases held, stop the runs whose lease was lost or whose
@@ -399,16 +421,15 @@ impl RunSink for JobSink {
                 }
             }
         };
-        let keep_checkpoint = matches!(
-            outcome,
-            FinishOutcome::Retry { .. } | FinishOutcome::Requeue
-        );
         self.runner.send(Finish {
             id: run.id().to_owned(),
             epoch: self.epoch,
             outcome,
         });
-        keep_checkpoint
+        // The store removes a job's checkpoint with its finished outcome, and only then: a
+        // run whose lease was taken over must not remove the checkpoint its successor
+        // resumes from.
+        true
     }
 }
 
@@ -419,7 +440,8 @@ fn millis(duration: Duration) -> u64 {
 /// Claims whenever there is room and something may be due.
 async fn poll(runner: Arc<Runner>) {
     loop {
-        if runner.is_stopping() {
+        // Ends with shutdown, or with the registry itself.
+        if runner.is_stopping() || runner.registry.upgrade().is_none() {
             return;
         }
         let mut woken = std::pin::pin!(runner.wake.notified());
@@ -467,7 +489,8 @@ async fn heartbeat(runner: Arc<Runner>) {
         if let Err(err) = runner.beat().await {
             log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
         }
-        if runner.is_stopping() && runner.leased().is_empty() {
+        let gone = runner.registry.upgrade().is_none();
+        if gone || (runner.is_stopping() && runner.leased().is_empty()) {
             return;
         }
         if beats.is_multiple_of(3) {

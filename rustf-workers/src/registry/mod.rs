@@ -600,14 +600,16 @@ impl WorkerRegistry {
     /// [`Error::RunNotFound`] when no live run has this id (unknown, malformed, or
     /// already finished).
     pub async fn cancel(&self, run_id: &str) -> Result<()> {
-        match self.live_run(run_id) {
-            Ok(run) if cancel(&run, CancelReason::Requested) => Ok(()),
-            Ok(_) => Err(run_not_found(run_id)),
-            // Not live here: a stored job, waiting or running elsewhere.
-            Err(err) => match self.inner.queue.get() {
-                Some(queue) => self.cancel_job(queue, run_id).await,
-                None => Err(err),
-            },
+        let cancelled = self
+            .live_run(run_id)
+            .map(|run| cancel(&run, CancelReason::Requested));
+        match (cancelled, self.inner.queue.get()) {
+            (Ok(true), _) => Ok(()),
+            // Not live here (or ending as the cancel came): a stored job, waiting, about
+            // to be retried, or running elsewhere.
+            (_, Some(queue)) => self.cancel_job(queue, run_id).await,
+            (Ok(false), None) => Err(run_not_found(run_id)),
+            (Err(err), None) => Err(err),
         }
     }
 
@@ -919,8 +921,18 @@ impl WorkerRegistry {
         }
         if let Some(queue) = self.inner.queue.get() {
             // Every stopped job's outcome (handed back, for most) is stored before this
-            // returns.
-            queue.flush().await;
+            // returns, unless the store stays out of reach for another grace period: then
+            // those jobs' leases run out and they are rescued, as after a crash.
+            if tokio::time::timeout(self.shutdown_grace(), queue.flush())
+                .await
+                .is_err()
+            {
+                log::error!(
+                    target: "rustf_workers::queue",
+                    "shutdown: job outcomes still unwritten after the grace period; \
+                     their jobs will be rescued when their leases expire",
+                );
+            }
         }
         Ok(())
     }

@@ -201,7 +201,8 @@ impl WorkerRegistry {
         Ok(job)
     }
 
-    /// The stored job `id`: its state, attempts, errors, progress and checkpoint.
+    /// The stored job `id`: its state, attempts and errors. (Its runs' checkpoints are
+    /// read by the worker, through [`WorkerContext::get_checkpoint`](crate::WorkerContext::get_checkpoint).)
     ///
     /// # Errors
     ///

@@ -74,6 +74,15 @@ pub(crate) fn launch(
                     definition.daemons.fetch_sub(1, Ordering::Relaxed);
                 }
                 guard.discard();
+                // Never to start: a later call with its unique key must not attach to it.
+                run.mark_finished();
+                if let Some(key) = run.unique_key() {
+                    let mut runs = live.unique.lock().unwrap_or_else(|e| e.into_inner());
+                    let entry = (Box::from(run.worker_name()), Box::from(key));
+                    if runs.get(&entry).is_some_and(|held| Arc::ptr_eq(held, &run)) {
+                        runs.remove(&entry);
+                    }
+                }
                 definition.counters.unadmit();
                 live.settled();
                 return Err(Error::QueueFull {

@@ -19,7 +19,9 @@ fn append(log: &str, line: &str) {
         .append(true)
         .open(log)
         .expect("log file");
-    writeln!(file, "{line}").expect("log written");
+    // One write of the whole line: appends from two runs at once never interleave.
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("log written");
     file.sync_data().expect("log synced");
 }
 
