@@ -402,3 +402,37 @@ async fn a_worker_emitting_in_a_loop_lets_other_tasks_run() {
         "the ticker never ran while the worker emitted"
     );
 }
+
+/// A run held at the soft mark by a reader that does not read still hears shutdown's stop
+/// request: it is polled again, sees `cancelled()`, and finishes on its own within the
+/// grace period instead of being cancelled at its end.
+#[tokio::test(start_paused = true)]
+async fn a_held_run_hears_shutdown_and_finishes_within_the_grace() {
+    let workers = WorkerRegistry::new();
+    workers.set_message_capacity(2).unwrap();
+    workers.set_shutdown_grace(Duration::from_secs(30));
+    workers
+        .register("chatty", |ctx| async move {
+            loop {
+                ctx.emit(json!("tick"))?;
+                tokio::select! {
+                    () = ctx.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let held = workers.call("chatty", None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = tokio::time::Instant::now();
+    workers.shutdown().await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    let stats = workers.stats("chatty").await.unwrap();
+    assert_eq!((stats.runs, stats.cancelled), (1, 0), "{stats:?}");
+    drop(held);
+}

@@ -451,3 +451,35 @@ async fn a_test_asserts_what_was_enqueued_then_drains_it_inline() {
     assert_eq!(workers.drain_jobs().await.unwrap(), 0, "nothing due");
     workers.shutdown().await.unwrap();
 }
+
+/// A stored job's run has no reader by design: a worker's idle timeout (stop when nobody
+/// listens) does not cut it short.
+#[tokio::test]
+async fn an_idle_timeout_never_stops_a_stored_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "patient",
+            WorkerOptions::new().idle_timeout(Duration::from_millis(20)),
+            |ctx| async move {
+                ctx.sleep(Duration::from_millis(200)).await;
+                ctx.emit(json!("finished the work"))?;
+                Err(Error::validation("reached the end"))
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    let id = workers.enqueue("patient", None).await.unwrap();
+    let job = workers.await_job(&id).await.unwrap();
+    // Stopped when idle, it would have completed at 20 ms; it ran to its own end.
+    assert_eq!(job.state, JobState::Discarded, "{job:?}");
+    assert!(job.errors[0].error.contains("reached the end"), "{job:?}");
+    workers.shutdown().await.unwrap();
+}

@@ -154,8 +154,10 @@ impl WorkerContext {
     /// [`WorkerHandle::recv`](crate::WorkerHandle::recv). Never waits.
     ///
     /// Messages are queued for the handle. Once the registry's message capacity (1024 by
-    /// default) is unread, this run is held at its next `.await` until the reader takes
-    /// them, so a worker that awaits between emits is paced by its reader; one that never
+    /// default) is unread, this run's handler is held at its next `.await` until the
+    /// reader takes them (unless shutdown asked it to stop), so a worker that awaits
+    /// between emits is paced by its reader. A task the handler spawned with a clone of
+    /// the context is not held: it queues up to the budget. One that never
     /// awaits keeps queueing, up to the registry's byte budget
     /// ([`set_message_budget`](crate::WorkerRegistry::set_message_budget), 64 MiB by
     /// default). When nobody reads (the handle was dropped, or the caller is in

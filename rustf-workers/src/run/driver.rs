@@ -427,7 +427,10 @@ where
     Fut: Future<Output = Result<()>>,
 {
     pub(crate) fn new(guard: RunGuard, handler: Fut, deadline: Option<Deadline>) -> Self {
-        let idle_after = guard.run.definition.options.idle_after();
+        // A stored job's run has no reader by design: it never stops for want of one.
+        let idle_after = (guard.run.sink().is_none())
+            .then(|| guard.run.definition.options.idle_after())
+            .flatten();
         let timers = (deadline.is_some() || idle_after.is_some()).then(|| {
             Box::pin(Timers {
                 timeout: deadline.map(|d| tokio::time::sleep_until(d.at)),

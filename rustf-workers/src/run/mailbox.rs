@@ -390,7 +390,9 @@ impl Run {
     /// task is woken when the reader does, or leaves. One atomic load when the reader
     /// keeps up.
     pub(crate) fn held_for_reader(&self, cx: &Context<'_>) -> bool {
-        if !self.is_reader_behind() {
+        // Asked to stop (shutdown), the handler runs on, to see `cancelled()` and finish
+        // within the grace period; its messages still queue, up to the budget.
+        if !self.is_reader_behind() || self.is_stop_requested() {
             return false;
         }
         // Registered before the look under the lock: a reader that takes the queue right

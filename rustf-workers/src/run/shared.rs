@@ -192,7 +192,9 @@ impl Run {
         let keeps_history = keys.as_ref().is_some_and(|keys| keys.unique.is_some());
         let started = Instant::now();
         // Unheard from the start when nobody will read, for a worker that stops when idle.
-        let unheard_since = (!read && definition.options.idle_after().is_some()).then_some(started);
+        let stored_job = keys.as_ref().is_some_and(|keys| keys.sink.is_some());
+        let unheard_since =
+            (!read && !stored_job && definition.options.idle_after().is_some()).then_some(started);
         Self {
             key: key.unwrap_or_else(|| Uuid::new_v4().as_u128()),
             slot: AtomicU32::new(0),
