@@ -3,13 +3,15 @@
 pub(crate) mod global;
 pub(crate) mod installer;
 pub(crate) mod linked;
+mod name_hash;
 mod queue;
+mod settings;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,9 +27,10 @@ use crate::run::launch::launch;
 use crate::run::live::{LiveRuns, Phase};
 use crate::run::{Run, RunKeys, RunSettings};
 use crate::{
-    AppConfig, CallOptions, CancelReason, CheckpointStore, Error, IdempotencyStore, Result,
-    RunInfo, RunRecord, Subscription, WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
+    AppConfig, CallOptions, CancelReason, Error, Result, RunInfo, RunRecord, Subscription,
+    WorkerContext, WorkerHandle, WorkerOptions, WorkerStats,
 };
+use name_hash::NameHasher;
 
 /// Default time `shutdown()` gives running workers to finish before it cancels them.
 /// Below the 30 s most process supervisors wait before they kill.
@@ -163,51 +166,6 @@ impl Started {
             Started::Own(run) => WorkerHandle::new(run),
             Started::Attached(run) => WorkerHandle::attached(run),
         }
-    }
-}
-
-/// An FxHash-style hash of a worker's name, a word at a time: names are short and chosen
-/// by the application, so a keyed hash buys nothing, and a call pays for the hash on every
-/// lookup.
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Whole words, then the tail read as one (overlapping) word or two half words: no
-        // loop over single bytes. The length goes in, so overlapping reads of different
-        // names do not meet.
-        let len = bytes.len();
-        let tail = if len >= 8 {
-            let mut chunks = bytes[..len - 1].chunks_exact(8);
-            for chunk in &mut chunks {
-                self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            }
-            u64::from_le_bytes(bytes[len - 8..].try_into().expect("8 bytes"))
-        } else if len >= 4 {
-            let low = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-            let high = u32::from_le_bytes(bytes[len - 4..].try_into().expect("4 bytes"));
-            u64::from(low) | u64::from(high) << 32
-        } else {
-            bytes
-                .iter()
-                .fold(0, |word, &byte| word << 8 | u64::from(byte))
-        };
-        self.add(tail ^ (len as u64).rotate_right(8));
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-}
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
@@ -762,106 +720,6 @@ impl WorkerRegistry {
             .map(|definition| definition.options.clone())
     }
 
-    // ---- settings ----
-
-    /// Replaces the settings workers read through [`WorkerContext::config`]. Runs that
-    /// start afterwards see the new value; running ones keep theirs.
-    pub fn set_config(&self, config: AppConfig) {
-        let config = Arc::new(config);
-        self.update_catalog(|catalog| catalog.config = config);
-    }
-
-    /// The settings new runs will get.
-    pub fn config(&self) -> Arc<AppConfig> {
-        Arc::clone(&self.inner.catalog.load().config)
-    }
-
-    /// Lets at most `max` runs execute at once over every worker; `0` (the default) is no
-    /// cap. Calls over it wait in the admission queue, as for a worker's own concurrency
-    /// cap. Applies to runs called afterwards.
-    pub fn set_max_running(&self, max: usize) {
-        self.inner.live.admission.set_max_running(max);
-    }
-
-    /// Sets the memory pool shared by runs of workers that declare memory
-    /// ([`WorkerOptions::memory`]). Default: [`DEFAULT_MEMORY_POOL`](crate::DEFAULT_MEMORY_POOL).
-    pub fn set_memory_pool(&self, bytes: u64) {
-        self.inner.live.admission.set_memory_pool(bytes);
-    }
-
-    /// Bounds the admission queue: a call that would wait when `capacity` calls already
-    /// wait gets [`Error::QueueFull`]. Default: [`DEFAULT_QUEUE_CAPACITY`](crate::DEFAULT_QUEUE_CAPACITY).
-    pub fn set_queue_capacity(&self, capacity: usize) {
-        self.inner.live.admission.set_capacity(capacity);
-    }
-
-    /// Keeps each run's last message, for [`live_runs`](Self::live_runs) and the HTTP
-    /// endpoints (which turn it on). Off by default: it costs a copy of every message.
-    /// Applies to runs started afterwards.
-    pub fn keep_last_messages(&self, keep: bool) {
-        // Relaxed: read once per run at admission; no other data depends on it.
-        self.inner.keep_last.store(keep, Ordering::Relaxed);
-    }
-
-    /// Sets how long [`shutdown`](Self::shutdown) lets running workers finish on their own
-    /// before cancelling them. Default: [`DEFAULT_SHUTDOWN_GRACE`].
-    pub fn set_shutdown_grace(&self, grace: Duration) {
-        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        // Relaxed: a setting read once per shutdown; no other data depends on it.
-        self.inner.grace_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// The current shutdown grace period.
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.inner.grace_ms.load(Ordering::Relaxed))
-    }
-
-    /// Sets the soft mark of a run's mailbox: once `capacity` messages are unread by its
-    /// handle, the run's handler is not polled again (it is held at its next `.await`)
-    /// until the reader takes them, and `emit_wait` waits for room. `emit` itself still
-    /// queues, within the byte budget ([`set_message_budget`](Self::set_message_budget)),
-    /// so a worker that emits in a loop never fails because its reader was scheduled a
-    /// little late. Applies to runs started afterwards. Default:
-    /// [`DEFAULT_MESSAGE_CAPACITY`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`] for a capacity of zero.
-    pub fn set_message_capacity(&self, capacity: usize) -> Result<()> {
-        if capacity == 0 {
-            return Err(Error::validation("message capacity must be at least 1"));
-        }
-        // Relaxed: read once per run at admission; no other data depends on it.
-        self.inner
-            .message_capacity
-            .store(capacity, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Sets how many bytes of unread messages a run may hold for its handle: past it,
-    /// `emit` returns [`Error::MessageBufferFull`] and queues nothing, and `emit_wait`
-    /// waits. Only a worker that emits without ever awaiting, while its handle reads
-    /// nothing, gets there: one that awaits is held at the soft mark
-    /// ([`set_message_capacity`](Self::set_message_capacity)). Bytes are estimated from
-    /// what a message allocates: a `serde_json::Value` is 32 bytes, plus its strings, its
-    /// arrays' slots, and about 630 bytes per object node (serde_json's objects are
-    /// B-trees of up to 11 entries a node): the default holds two million numbers, or
-    /// about 100,000 one-field objects. A message larger than the whole budget still
-    /// goes through when nothing is unread. Runs nobody reads keep nothing, whatever the
-    /// budget. Applies to runs started afterwards. Default: [`DEFAULT_MESSAGE_BUDGET`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Validation`] for a budget of zero.
-    pub fn set_message_budget(&self, bytes: usize) -> Result<()> {
-        if bytes == 0 {
-            return Err(Error::validation("message budget must be at least 1 byte"));
-        }
-        // Relaxed: read once per run at admission; no other data depends on it.
-        self.inner.message_budget.store(bytes, Ordering::Relaxed);
-        Ok(())
-    }
-
     // ---- shutdown ----
 
     /// Stops the registry: refuses new calls, asks every running worker to stop
@@ -943,21 +801,6 @@ impl WorkerRegistry {
     }
 }
 
-/// Stores behind the policies.
-impl WorkerRegistry {
-    /// Replaces where runs keep their checkpoints (in memory by default). Runs already
-    /// holding checkpoints in the old store lose them.
-    pub fn set_checkpoint_store(&self, store: impl CheckpointStore) {
-        self.inner.live.checkpoints.store(Arc::new(Box::new(store)));
-    }
-
-    /// Replaces where successful runs with an idempotency key are remembered (in memory
-    /// by default).
-    pub fn set_idempotency_store(&self, store: impl IdempotencyStore) {
-        self.inner.live.idempotency.store(Arc::new(Box::new(store)));
-    }
-}
-
 fn not_registered(name: &str) -> Error {
     Error::NotRegistered {
         name: name.to_owned(),
@@ -983,31 +826,5 @@ impl fmt::Debug for WorkerRegistry {
             .field("in_flight", &self.in_flight())
             .field("shutting_down", &self.is_shutting_down())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-
-    use super::NameHasher;
-
-    fn hash(name: &str) -> u64 {
-        BuildHasherDefault::<NameHasher>::default().hash_one(name)
-    }
-
-    #[test]
-    fn every_byte_of_a_name_moves_its_hash() {
-        for len in 1..=24 {
-            let base = "a".repeat(len);
-            for at in 0..len {
-                let mut other = base.clone().into_bytes();
-                other[at] = b'b';
-                let other = String::from_utf8(other).unwrap();
-                assert_ne!(hash(&base), hash(&other), "{base} vs {other}");
-            }
-            // Names that overlapping reads could confuse: a prefix and a longer name.
-            assert_ne!(hash(&base), hash(&format!("{base}a")), "length {len}");
-        }
     }
 }
