@@ -145,11 +145,7 @@ pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Respo
         return disabled("cancelling runs", "allow_cancelling_runs");
     }
     match http.registry.cancel(&id).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": id, "status": "cancelling" })),
-        )
-            .into_response(),
+        Ok(()) => acted(StatusCode::ACCEPTED, &id, "cancelling"),
         Err(err) => error(&err),
     }
 }
@@ -206,6 +202,11 @@ pub(super) fn error(err: &Error) -> Response {
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     respond(status, kind, err.to_string())
+}
+
+/// What a route that changes things answers: `{"id": .., "status": ..}`.
+pub(super) fn acted(status: StatusCode, id: &str, now: &str) -> Response {
+    (status, Json(json!({ "id": id, "status": now }))).into_response()
 }
 
 pub(super) fn respond(status: StatusCode, kind: &str, message: String) -> Response {

@@ -8,10 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::extract::{Path, Query};
-use super::handlers::{disabled, error, respond};
+use super::handlers::{acted, disabled, error, respond};
 use super::RouterBuilder;
 use crate::queue::{JobFilter, JobState};
 
@@ -75,11 +74,7 @@ pub(super) async fn retry(State(http): Shared, Path(id): Path<String>) -> Respon
         return disabled("managing jobs", "allow_managing_jobs");
     }
     match http.registry.retry_job(&id).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": id, "status": "available" })),
-        )
-            .into_response(),
+        Ok(()) => acted(StatusCode::ACCEPTED, &id, "available"),
         Err(err) => error(&err),
     }
 }
@@ -89,11 +84,7 @@ pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Respo
         return disabled("managing jobs", "allow_managing_jobs");
     }
     match http.registry.cancel(&id).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": id, "status": "cancelling" })),
-        )
-            .into_response(),
+        Ok(()) => acted(StatusCode::ACCEPTED, &id, "cancelling"),
         Err(err) => error(&err),
     }
 }
@@ -103,11 +94,7 @@ pub(super) async fn delete(State(http): Shared, Path(id): Path<String>) -> Respo
         return disabled("managing jobs", "allow_managing_jobs");
     }
     match http.registry.delete_job(&id).await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "id": id, "status": "deleted" })),
-        )
-            .into_response(),
+        Ok(()) => acted(StatusCode::OK, &id, "deleted"),
         Err(err) => error(&err),
     }
 }

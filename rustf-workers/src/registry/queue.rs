@@ -13,6 +13,7 @@ use crate::queue::{
     CancelOutcome, ClaimedJob, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
     QueueOptions, Runner,
 };
+use crate::run::definition::Definition;
 use crate::run::driver::cancel;
 use crate::run::launch::launch;
 use crate::run::{RunKeys, RunSettings};
@@ -169,13 +170,7 @@ impl WorkerRegistry {
         if let Some(check) = definition.check_payload {
             check(name, payload.as_ref())?;
         }
-        let retries = options
-            .job_retries()
-            .unwrap_or(definition.options.max_retries());
-        let mut job = NewJob::new(uuid::Uuid::new_v4().to_string(), name)
-            .priority(options.job_priority())
-            .max_attempts(retries.saturating_add(1))
-            .memory(definition.options.declared_memory());
+        let mut job = job_of(&definition, options)?;
         job.payload = payload;
         let delay_at = options
             .job_delay()
@@ -184,20 +179,6 @@ impl WorkerRegistry {
             .job_run_at()
             .map(|at| queue.clock.at_ms(at))
             .or(delay_at);
-        let timeout = options
-            .job_timeout()
-            .or(definition.options.default_timeout());
-        if timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::validation(format!(
-                "job of worker '{name}': timeout must be greater than zero"
-            )));
-        }
-        job.timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        job.unique_key = options.job_unique_key().map(str::to_owned);
-        job.idempotency_key = options.job_idempotency_key().map(str::to_owned);
-        if let Some(queue_name) = options.job_queue() {
-            job.queue = queue_name.to_owned();
-        }
         Ok(job)
     }
 
@@ -376,13 +357,7 @@ impl WorkerRegistry {
             .values()
             .filter_map(|definition| {
                 let expr = definition.options.cron_expr()?;
-                let options = &definition.options;
-                let mut job = NewJob::new(String::new(), definition.name.to_string())
-                    .max_attempts(options.max_retries().saturating_add(1))
-                    .memory(options.declared_memory());
-                job.timeout_ms = options
-                    .default_timeout()
-                    .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+                let job = job_of(definition, &JobOptions::new()).ok()?;
                 Some((definition.name.to_string(), expr, job))
             })
             .collect()
@@ -445,4 +420,32 @@ impl WorkerRegistry {
         )
         .map(drop)
     }
+}
+
+/// A new job of `definition` with `options` (its id made here, no payload, due now): the
+/// worker's own retries, memory and timeout where the options leave them.
+fn job_of(definition: &Definition, options: &JobOptions) -> Result<NewJob> {
+    let name = &*definition.name;
+    let retries = options
+        .job_retries()
+        .unwrap_or(definition.options.max_retries());
+    let mut job = NewJob::new(uuid::Uuid::new_v4().to_string(), name)
+        .priority(options.job_priority())
+        .max_attempts(retries.saturating_add(1))
+        .memory(definition.options.declared_memory());
+    let timeout = options
+        .job_timeout()
+        .or(definition.options.default_timeout());
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(Error::validation(format!(
+            "job of worker '{name}': timeout must be greater than zero"
+        )));
+    }
+    job.timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+    job.unique_key = options.job_unique_key().map(str::to_owned);
+    job.idempotency_key = options.job_idempotency_key().map(str::to_owned);
+    if let Some(queue_name) = options.job_queue() {
+        job.queue = queue_name.to_owned();
+    }
+    Ok(job)
 }
