@@ -246,70 +246,42 @@ fn main() {
             },
         );
         let messages = 1_000_000 / scale;
-        compare(
-            rt,
-            &format!("`emit_wait` -> `recv` vs tokio mpsc(1024), per message ({flavour})"),
-            messages,
-            || async move {
-                let mut handle = WORKER::call("stream", None, Some(json!(messages)))
-                    .await
-                    .unwrap();
-                let mut count = 0;
-                while let Some(message) = handle.recv().await {
-                    std::hint::black_box(message);
-                    count += 1;
-                }
-                assert_eq!(count, messages);
-                handle.await_result().await.unwrap();
-            },
-            || async move {
-                let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-                let producer = tokio::spawn(async move {
-                    for i in 0..messages {
-                        tx.send(json!(i)).await.unwrap();
+        // The same stream emitted both ways: `emit_wait`, and the seed's `emit` with no
+        // await.
+        for (worker, emit) in [("stream", "emit_wait"), ("stream-emit", "emit")] {
+            compare(
+                rt,
+                &format!("`{emit}` -> `recv` vs tokio mpsc(1024), per message ({flavour})"),
+                messages,
+                || async move {
+                    let mut handle = WORKER::call(worker, None, Some(json!(messages)))
+                        .await
+                        .unwrap();
+                    let mut count = 0;
+                    while let Some(message) = handle.recv().await {
+                        std::hint::black_box(message);
+                        count += 1;
                     }
-                });
-                let mut count = 0;
-                while let Some(message) = rx.recv().await {
-                    std::hint::black_box(message);
-                    count += 1;
-                }
-                assert_eq!(count, messages);
-                producer.await.unwrap();
-            },
-        );
-        compare(
-            rt,
-            &format!("`emit` -> `recv` vs tokio mpsc(1024), per message ({flavour})"),
-            messages,
-            || async move {
-                let mut handle = WORKER::call("stream-emit", None, Some(json!(messages)))
-                    .await
-                    .unwrap();
-                let mut count = 0;
-                while let Some(message) = handle.recv().await {
-                    std::hint::black_box(message);
-                    count += 1;
-                }
-                assert_eq!(count, messages);
-                handle.await_result().await.unwrap();
-            },
-            || async move {
-                let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-                let producer = tokio::spawn(async move {
-                    for i in 0..messages {
-                        tx.send(json!(i)).await.unwrap();
+                    assert_eq!(count, messages);
+                    handle.await_result().await.unwrap();
+                },
+                || async move {
+                    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+                    let producer = tokio::spawn(async move {
+                        for i in 0..messages {
+                            tx.send(json!(i)).await.unwrap();
+                        }
+                    });
+                    let mut count = 0;
+                    while let Some(message) = rx.recv().await {
+                        std::hint::black_box(message);
+                        count += 1;
                     }
-                });
-                let mut count = 0;
-                while let Some(message) = rx.recv().await {
-                    std::hint::black_box(message);
-                    count += 1;
-                }
-                assert_eq!(count, messages);
-                producer.await.unwrap();
-            },
-        );
+                    assert_eq!(count, messages);
+                    producer.await.unwrap();
+                },
+            );
+        }
     }
 
     let n = 100_000 / scale;
