@@ -43,6 +43,7 @@ fn registration(worker: &Worker) -> TokenStream {
         concurrency,
         retries,
         daemon,
+        durable,
         memory,
         idle_timeout_ms,
         cron,
@@ -90,12 +91,13 @@ fn registration(worker: &Worker) -> TokenStream {
     let concurrency = concurrency.map(|max| quote! { .concurrency(#max) });
     let retries = retries.map(|n| quote! { .retries(#n) });
     let daemon = daemon.map(|flag| quote! { .daemon(#flag) });
+    let durable = durable.map(|flag| quote! { .durable(#flag) });
     let memory = memory.map(|bytes| quote! { .memory(#bytes) });
     let idle = idle_timeout_ms
         .map(|ms| quote! { .idle_timeout(::core::time::Duration::from_millis(#ms)) });
     let cron = cron.as_ref().map(|expr| quote! { .cron(#expr) });
     let options = quote! {
-        #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #memory #idle #cron
+        #private::WorkerOptions::new() #timeout #concurrency #retries #daemon #durable #memory #idle #cron
     };
 
     quote! {

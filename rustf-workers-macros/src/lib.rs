@@ -26,8 +26,9 @@ mod validate;
 /// The function stays as written. The name is kebab or snake case; the optional second
 /// parameter is a typed payload (`serde::Deserialize`). Options, each at most once:
 /// `timeout = "30s"` and `idle_timeout = "5m"` (a whole number of `ms`, `s`, `m` or `h`),
-/// `concurrency = 4` (at least 1), `retries = 3`, `daemon = true`, and `memory = "64MB"`
-/// (a whole number of `B`, `KB`, `MB` or `GB`, binary: `"64MB"` is 64 × 2^20 bytes).
+/// `concurrency = 4` (at least 1), `retries = 3`, `daemon = true`, `durable = true`,
+/// `cron = "0 3 * * *"`, and `memory = "64MB"` (a whole number of `B`, `KB`, `MB` or
+/// `GB`, binary: `"64MB"` is 64 × 2^20 bytes).
 /// `docs/registration.md` says what each one does.
 #[proc_macro_attribute]
 pub fn worker(args: TokenStream, item: TokenStream) -> TokenStream {

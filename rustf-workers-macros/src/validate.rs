@@ -16,6 +16,7 @@ pub(crate) struct Worker {
     pub(crate) concurrency: Option<usize>,
     pub(crate) retries: Option<u32>,
     pub(crate) daemon: Option<bool>,
+    pub(crate) durable: Option<bool>,
     pub(crate) memory: Option<u64>,
     pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) cron: Option<LitStr>,
@@ -28,7 +29,7 @@ pub(crate) struct Worker {
 }
 
 const OPTIONS: &str =
-    "`timeout`, `concurrency`, `retries`, `daemon`, `memory`, `idle_timeout` or `cron`";
+    "`timeout`, `concurrency`, `retries`, `daemon`, `durable`, `memory`, `idle_timeout` or `cron`";
 
 /// Collects errors, so the user sees all of them in one build.
 #[derive(Default)]
@@ -69,6 +70,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
     let mut concurrency = None;
     let mut retries = None;
     let mut daemon = None;
+    let mut durable = None;
     let mut memory = None;
     let mut idle_timeout_ms = None;
     let mut cron = None;
@@ -77,7 +79,14 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         let key = option.key.to_string();
         if !matches!(
             key.as_str(),
-            "timeout" | "concurrency" | "retries" | "daemon" | "memory" | "idle_timeout" | "cron"
+            "timeout"
+                | "concurrency"
+                | "retries"
+                | "daemon"
+                | "durable"
+                | "memory"
+                | "idle_timeout"
+                | "cron"
         ) {
             errors.spanned(
                 &option.key,
@@ -112,6 +121,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 Err(_) => errors.spanned(number, "`retries` takes a whole number: `retries = 3`"),
             },
             ("daemon", Lit::Bool(flag)) => daemon = Some(flag.value),
+            ("durable", Lit::Bool(flag)) => durable = Some(flag.value),
             ("idle_timeout", Lit::Str(text)) => match parse_millis(&text.value()) {
                 Ok(ms) => idle_timeout_ms = Some(ms),
                 Err(message) => errors.spanned(text, message),
@@ -136,6 +146,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
                 "`cron` takes a cron expression string: `cron = \"0 3 * * *\"`",
             ),
             ("daemon", other) => errors.spanned(other, "`daemon` takes `true` or `false`"),
+            ("durable", other) => errors.spanned(other, "`durable` takes `true` or `false`"),
             (key, other) => {
                 errors.spanned(other, format!("`{key}` takes a whole number: `{key} = 3`"))
             }
@@ -198,6 +209,7 @@ pub(crate) fn validate(args: Args, item: &ItemFn) -> syn::Result<Worker> {
         concurrency,
         retries,
         daemon,
+        durable,
         memory,
         idle_timeout_ms,
         cron,

@@ -117,9 +117,37 @@ pub enum Error {
         id: String,
     },
 
-    /// A durable-queue operation was asked of a registry that has no queue.
+    /// A durable-queue operation was asked of a registry that has no queue (a durable
+    /// call or enqueue included).
     #[error("no durable queue: call `use_queue` first")]
     NoQueue,
+
+    /// A stored job ran elsewhere, or later, and did not complete: it was discarded (its
+    /// attempts spent, or a validation error) or cancelled. What a handle on a durable
+    /// job that did not run in this process returns from `await_result`.
+    #[error("job '{id}' of worker '{worker}' ended {state}: {error}")]
+    JobFailed {
+        /// The job's id.
+        id: String,
+        /// The worker's name.
+        worker: String,
+        /// Its stored final state: `discarded` or `cancelled`.
+        state: crate::queue::JobState,
+        /// Its last stored error.
+        error: String,
+    },
+
+    /// A stored job's run wrote after its lease was lost: it stalled (or the store was out
+    /// of reach) for longer than a lease, the job was rescued and may run elsewhere, and
+    /// its writes (checkpoint, progress, outcome) are refused. The run is being stopped.
+    #[error(
+        "job '{id}' is no longer held by this process: its lease expired and it was \
+         taken over, so this run's writes are refused"
+    )]
+    LeaseLost {
+        /// The job's id.
+        id: String,
+    },
 
     /// The call had to wait for a limit (a concurrency cap, the registry's
     /// `set_max_running`, or its memory pool) and the admission queue was full.
@@ -300,6 +328,11 @@ impl Error {
     /// Whether the call was refused because the admission queue was full.
     pub fn is_queue_full(&self) -> bool {
         matches!(self, Self::QueueFull { .. })
+    }
+
+    /// Whether a stored job's run lost its lease ([`Error::LeaseLost`]).
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Self::LeaseLost { .. })
     }
 
     /// Whether the durable job store failed ([`Error::Store`]).

@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use rustf_workers::queue::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Finish, FinishOutcome, JobFilter, JobState, JobStore,
-    NewJob, SqliteOptions, SqliteQueue,
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Finish, FinishOutcome, JobFilter,
+    JobState, JobStore, NewJob, SqliteOptions, SqliteQueue,
 };
 use rustf_workers::{CheckpointStore, IdempotencyStore};
 use serde_json::json;
@@ -41,6 +41,7 @@ macro_rules! store_suite {
                 batch_enqueue_is_all_or_nothing,
                 invalid_jobs_are_refused,
                 unique_key_is_held_only_by_live_jobs,
+                enqueue_claimed_stores_and_claims_in_one_write,
                 claim_order_is_priority_then_run_at_then_insertion,
                 claim_respects_worker_counts_limit_and_unknown_workers,
                 scheduled_jobs_wait_for_run_at,
@@ -267,6 +268,61 @@ async fn unique_key_is_held_only_by_live_jobs<F: StoreFactory>() {
         .await
         .unwrap();
     assert_eq!((after[0].id.as_str(), after[0].inserted), ("u4", true));
+}
+
+async fn enqueue_claimed_stores_and_claims_in_one_write<F: StoreFactory>() {
+    let db = F::create();
+    let store = db.open();
+    let new = job("d1", "w")
+        .payload(json!({ "n": 1 }))
+        .max_attempts(3)
+        .unique_key("k")
+        .run_at_ms(T0 + 60_000);
+    let claimed = match store
+        .enqueue_claimed(T0, "node-a", 5_000, new)
+        .await
+        .unwrap()
+    {
+        EnqueueClaim::Claimed(claimed) => claimed,
+        other => panic!("expected a claim, got {other:?}"),
+    };
+    assert_eq!((claimed.id.as_str(), claimed.attempt), ("d1", 1));
+    assert_eq!((claimed.epoch, claimed.max_attempts), (1, 3));
+    assert_eq!(claimed.payload, Some(json!({ "n": 1 })));
+    // Running under the caller's lease, due or not; no other claimer gets it.
+    let got = db.open().get("d1").await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Running);
+    assert_eq!(got.owner.as_deref(), Some("node-a"));
+    assert_eq!(got.lease_until_ms, Some(T0 + 5_000));
+    let other = db.open();
+    let taken = other
+        .claim(T0 + 120_000, request("node-b", &[("w", 9)], 9))
+        .await
+        .unwrap();
+    assert!(taken.is_empty(), "{taken:?}");
+    // Its outcome is fenced by the claim's epoch, as for a claimed job.
+    let done = store
+        .finish(T0, vec![finish(&claimed, FinishOutcome::Completed)])
+        .await
+        .unwrap();
+    assert_eq!(done, [true]);
+
+    // A key held by a live job: nothing stored, nothing claimed, the holder's id.
+    enqueue(&store, T0, vec![job("holder", "w").unique_key("k2")]).await;
+    let again = store
+        .enqueue_claimed(T0, "node-a", 5_000, job("d2", "w").unique_key("k2"))
+        .await
+        .unwrap();
+    assert_eq!(again, EnqueueClaim::Existing("holder".into()));
+    assert!(store.get("d2").await.unwrap().is_none());
+    assert_eq!(state(&store, "holder").await, JobState::Available);
+    // Invalid jobs are refused as by `enqueue`.
+    let err = store
+        .enqueue_claimed(T0, "node-a", 5_000, job("d3", "w").max_attempts(0))
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert!(store.get("d3").await.unwrap().is_none());
 }
 
 async fn claim_order_is_priority_then_run_at_then_insertion<F: StoreFactory>() {

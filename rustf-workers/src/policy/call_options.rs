@@ -21,6 +21,7 @@ pub struct CallOptions {
     priority: i32,
     retries: Option<u32>,
     daemon: Option<bool>,
+    durable: Option<bool>,
     unique_key: Option<String>,
     idempotency: Option<(String, Duration)>,
 }
@@ -33,6 +34,7 @@ impl CallOptions {
             priority: 0,
             retries: None,
             daemon: None,
+            durable: None,
             unique_key: None,
             idempotency: None,
         }
@@ -68,6 +70,30 @@ impl CallOptions {
     pub const fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = Some(daemon);
         self
+    }
+
+    /// Stores this call in the registry's durable queue before it runs (or not),
+    /// overriding the definition's [`durable`](crate::WorkerOptions::durable).
+    ///
+    /// The call returns once the job is stored and claimed by this process, in one
+    /// transaction; the job then runs here as any run does, with a live handle (`recv`,
+    /// `await_result`, `cancel`), and is also a stored job: listed by
+    /// [`jobs`](crate::WorkerRegistry::jobs), awaited by id with
+    /// [`await_job`](crate::WorkerRegistry::await_job), run again after a crash, handed
+    /// back at shutdown. Its timeout, priority, retries (stored between attempts) and keys
+    /// are the job's; an idempotency key is kept with the job, so its retention does not
+    /// apply. A key held by another job gives a handle on that job (live if it runs here,
+    /// else one that awaits its stored outcome). With no queue, the call fails with
+    /// [`Error::NoQueue`](crate::Error::NoQueue).
+    #[must_use]
+    pub const fn durable(mut self, durable: bool) -> Self {
+        self.durable = Some(durable);
+        self
+    }
+
+    /// Whether this call is stored first, if it overrides the definition.
+    pub const fn run_durable(&self) -> Option<bool> {
+        self.durable
     }
 
     /// While a run of the same worker with this key is queued or running, the call

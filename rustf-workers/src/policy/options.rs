@@ -29,6 +29,7 @@ pub struct WorkerOptions {
     memory: u64,
     idle_timeout: Option<Duration>,
     cron: Option<&'static str>,
+    durable: bool,
 }
 
 /// The wait before a retry: `base * 2^(n-1)` before retry `n`, at most `cap`, of which a
@@ -80,6 +81,7 @@ impl WorkerOptions {
             memory: 0,
             idle_timeout: None,
             cron: None,
+            durable: false,
         }
     }
 
@@ -219,6 +221,23 @@ impl WorkerOptions {
     /// [`WorkerOptions::cron`].
     pub const fn cron_expr(&self) -> Option<&'static str> {
         self.cron
+    }
+
+    /// Stores every call of this worker in the registry's durable queue before it runs
+    /// (as [`CallOptions::durable`](crate::CallOptions::durable) does for one call): the
+    /// call returns once the job is stored and claimed by this process, runs it here with
+    /// a live handle, and a crash or a restart leaves it to run again. Calls fail with
+    /// [`Error::NoQueue`](crate::Error::NoQueue) until
+    /// [`use_queue`](crate::WorkerRegistry::use_queue).
+    #[must_use]
+    pub const fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Whether calls of this worker are stored first ([`durable`](Self::durable)).
+    pub const fn is_durable(&self) -> bool {
+        self.durable
     }
 
     /// Whether runs of this worker are daemons by default.

@@ -134,6 +134,16 @@ pub struct Enqueued {
     pub inserted: bool,
 }
 
+/// What [`JobStore::enqueue_claimed`](super::JobStore::enqueue_claimed) did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EnqueueClaim {
+    /// The job was stored and claimed by the caller: run it.
+    Claimed(Box<ClaimedJob>),
+    /// Nothing was stored: the job with this id holds the unique key, or completed under
+    /// the idempotency key.
+    Existing(String),
+}
+
 /// What a process asks of [`JobStore::claim`](super::JobStore::claim).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimRequest {

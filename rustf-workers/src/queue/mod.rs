@@ -29,11 +29,11 @@ mod sqlite;
 #[cfg(feature = "cron")]
 pub use cron::{enqueue_due, next_wake, CronSchedule, MissedTicks, CRON_GRACE_MS};
 pub use job::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobError, JobFilter,
-    JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
+    JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
 pub use runner::QueueOptions;
-pub(crate) use runner::Runner;
+pub(crate) use runner::{Runner, StoredJobSink};
 pub use state::JobState;
 pub use store::{JobStore, LOST_ATTEMPTS_ALLOWED};
 

@@ -16,10 +16,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::{ClaimRequest, ClaimedJob, Finish, FinishOutcome, JobStore};
+use serde_json::Value;
+
+use super::{
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Finish, FinishOutcome, JobStore, NewJob,
+};
 use crate::registry::WeakRegistry;
 use crate::run::{Run, RunKeys, RunSink};
-use crate::{CancelReason, Error, Result, RunStatus};
+use crate::{CancelReason, Error, Result, RunStatus, StoreFuture};
 
 /// How this process runs stored jobs: [`WorkerRegistry::use_queue_with`].
 ///
@@ -132,6 +136,8 @@ pub(crate) struct Runner {
     wake: Notify,
     /// The jobs this process holds a lease on, by id, with their claim's epoch.
     leased: Mutex<HashMap<String, u64>>,
+    /// The progress last stored for each job run here.
+    stored_progress: Mutex<HashMap<String, crate::Progress>>,
     finishes: mpsc::UnboundedSender<Finish>,
     /// Outcomes sent to the writer and not yet stored.
     unwritten: AtomicUsize,
@@ -159,6 +165,7 @@ impl Runner {
             clock: Clock::new(),
             wake: Notify::new(),
             leased: Mutex::new(HashMap::new()),
+            stored_progress: Mutex::new(HashMap::new()),
             finishes,
             unwritten: AtomicUsize::new(0),
             written: Notify::new(),
@@ -167,9 +174,10 @@ impl Runner {
             stopped: Notify::new(),
         });
         tokio::spawn(write_outcomes(Arc::clone(&runner), outcomes));
+        // Always: durable calls run here even in a process that claims nothing.
+        tokio::spawn(heartbeat(Arc::clone(&runner)));
         if runner.options.runs_jobs {
             tokio::spawn(poll(Arc::clone(&runner)));
-            tokio::spawn(heartbeat(Arc::clone(&runner)));
             #[cfg(feature = "cron")]
             tokio::spawn(cron(Arc::clone(&runner)));
         }
@@ -304,35 +312,81 @@ impl Runner {
     /// Hands a claimed job to the run engine; a job that cannot start now goes back.
     /// Returns whether it started.
     fn start_job(self: &Arc<Self>, registry: &crate::WorkerRegistry, job: ClaimedJob) -> bool {
+        self.start_claimed(registry, job, false).is_ok()
+    }
+
+    /// Hands a job claimed for this process to the run engine, its messages kept for a
+    /// reader when `read`; returns its run. A job the engine refuses is discarded (it can
+    /// never run: an unknown worker, a payload the worker cannot read) or goes back to
+    /// the queue, its attempt not counted (shutting down, a full admission queue), and
+    /// the refusal is returned.
+    pub(crate) fn start_claimed(
+        self: &Arc<Self>,
+        registry: &crate::WorkerRegistry,
+        job: ClaimedJob,
+        read: bool,
+    ) -> Result<Arc<Run>> {
         let (id, epoch) = (job.id.clone(), job.epoch);
         let sink = Arc::new(JobSink {
             runner: Arc::clone(self),
             epoch,
             max_attempts: job.max_attempts,
+            checkpoint: Mutex::new(job.checkpoint.clone()),
         });
         let keys = Box::new(RunKeys {
             sink: Some(sink),
             ..RunKeys::default()
         });
-        match registry.start_job(job, keys) {
-            Ok(()) => return true,
-            Err(err) if err.is_validation() || err.is_not_registered() => {
-                self.send(Finish {
-                    id,
-                    epoch,
-                    outcome: FinishOutcome::Discard {
-                        error: err.to_string(),
-                    },
-                });
+        let refused = match registry.start_job(job, keys, read) {
+            Ok(run) => return Ok(run),
+            Err(err) => err,
+        };
+        let outcome = if refused.is_validation() || refused.is_not_registered() {
+            FinishOutcome::Discard {
+                error: refused.to_string(),
             }
+        } else {
             // Shutting down, or a full admission queue: back to the queue, uncounted.
-            Err(_) => self.send(Finish {
-                id,
-                epoch,
-                outcome: FinishOutcome::Requeue,
+            FinishOutcome::Requeue
+        };
+        self.send(Finish { id, epoch, outcome });
+        Err(refused)
+    }
+
+    /// Stores `job` and claims it for this process in one write: a durable call.
+    pub(crate) async fn enqueue_claimed(&self, job: NewJob) -> Result<EnqueueClaim> {
+        // Counted as a claim, so that `flush` waits for it: a job claimed as shutdown
+        // begins is handed back before `shutdown` returns.
+        self.claiming.fetch_add(1, Ordering::SeqCst);
+        let claim = self
+            .store
+            .enqueue_claimed(
+                self.clock.now_ms(),
+                &self.owner,
+                millis(self.options.lease),
+                job,
+            )
+            .await;
+        if let Ok(EnqueueClaim::Claimed(job)) = &claim {
+            self.leased().insert(job.id.clone(), job.epoch);
+        }
+        self.claiming.fetch_sub(1, Ordering::SeqCst);
+        self.written.notify_waiters();
+        claim
+    }
+
+    /// Cancels stored job `id` that does not run here: a waiting one at once, a running
+    /// one through its owner's next heartbeat.
+    pub(crate) async fn cancel_stored(&self, id: &str) -> Result<()> {
+        match self.store.cancel(self.clock.now_ms(), id).await? {
+            CancelOutcome::Cancelled | CancelOutcome::Running { .. } => {
+                self.written.notify_waiters();
+                Ok(())
+            }
+            CancelOutcome::NotFound | CancelOutcome::AlreadyFinished => Err(Error::RunNotFound {
+                run_id: id.to_owned(),
             }),
         }
-        false
     }
 
     /// One heartbeat: extend the leases held, stop the runs whose lease was lost or whose
@@ -372,7 +426,47 @@ impl Runner {
         for (id, _) in self.store.cancel_requests(&self.owner).await? {
             registry.cancel_local(&id);
         }
+        self.store_progress(&registry).await
+    }
+
+    /// Stores the progress of each job run here whose progress moved since the last beat,
+    /// fenced by its claim: what [`JobRecord::progress`](super::JobRecord::progress) shows.
+    async fn store_progress(&self, registry: &crate::WorkerRegistry) -> Result<()> {
+        let leases: Vec<(String, u64)> = self
+            .leased()
+            .iter()
+            .map(|(id, epoch)| (id.clone(), *epoch))
+            .collect();
+        let mut moved = Vec::new();
+        {
+            let mut stored = self.stored_progress();
+            stored.retain(|id, _| leases.iter().any(|(leased, _)| leased == id));
+            for (id, epoch) in leases {
+                let Some(progress) = registry
+                    .live_run(&id)
+                    .ok()
+                    .and_then(|run| run.last_progress())
+                else {
+                    continue;
+                };
+                if stored.get(&id) != Some(&progress) {
+                    stored.insert(id.clone(), progress.clone());
+                    moved.push((id, epoch, progress));
+                }
+            }
+        }
+        for (id, epoch, progress) in moved {
+            let value = serde_json::to_value(&progress)?;
+            self.store.progress(&id, epoch, value).await?;
+        }
         Ok(())
+    }
+
+    fn stored_progress(&self) -> MutexGuard<'_, HashMap<String, crate::Progress>> {
+        // Held for the comparison, never across an await.
+        self.stored_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -381,6 +475,15 @@ struct JobSink {
     runner: Arc<Runner>,
     epoch: u64,
     max_attempts: u32,
+    /// The job's last checkpoint: the one it was claimed with, then each one saved.
+    checkpoint: Mutex<Option<Value>>,
+}
+
+impl JobSink {
+    fn checkpoint(&self) -> MutexGuard<'_, Option<Value>> {
+        // Held for one read or write, never across an await.
+        self.checkpoint.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl RunSink for JobSink {
@@ -430,6 +533,48 @@ impl RunSink for JobSink {
         // run whose lease was taken over must not remove the checkpoint its successor
         // resumes from.
         true
+    }
+
+    fn keeps_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn save_checkpoint<'a>(&'a self, run: &'a Run, value: Value) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let saved = self
+                .runner
+                .store
+                .save_checkpoint(run.id(), self.epoch, value.clone())
+                .await?;
+            if !saved {
+                return Err(Error::LeaseLost {
+                    id: run.id().to_owned(),
+                });
+            }
+            *self.checkpoint() = Some(value);
+            Ok(())
+        })
+    }
+
+    fn last_checkpoint(&self) -> Option<Value> {
+        self.checkpoint().clone()
+    }
+}
+
+/// The sink of a run that stands in for a stored job running elsewhere (or waiting): it
+/// cancels the job in the store.
+pub(crate) struct StoredJobSink {
+    pub(crate) runner: Arc<Runner>,
+}
+
+impl RunSink for StoredJobSink {
+    fn ended(&self, _run: &Run, _status: RunStatus, _result: &Result<()>) -> bool {
+        // A stand-in never runs, so it never ends through the engine.
+        true
+    }
+
+    fn cancel_elsewhere<'a>(&'a self, run: &'a Run) -> Option<StoreFuture<'a, ()>> {
+        Some(Box::pin(self.runner.cancel_stored(run.id())))
     }
 }
 

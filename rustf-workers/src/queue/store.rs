@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, JobFilter, JobPage, JobRecord,
-    JobState, NewJob,
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
+    JobRecord, JobState, NewJob,
 };
 use crate::StoreFuture;
 
@@ -49,6 +49,24 @@ pub trait JobStore: Send + Sync + 'static {
     /// given (no worker, zero attempts, an id already taken); [`Error::Store`](crate::Error::Store)
     /// when the database fails.
     fn enqueue(&self, now_ms: i64, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Enqueued>>;
+
+    /// Stores `job` and claims it for `owner` in the same transaction, due or not, leased
+    /// until `now_ms + lease_ms` (its first attempt, epoch 1): a durable call that runs
+    /// in the calling process at once, with one write.
+    ///
+    /// When a key matches (as for [`enqueue`](Self::enqueue)), nothing is stored or
+    /// claimed, and the matching job's id comes back.
+    ///
+    /// # Errors
+    ///
+    /// As for [`enqueue`](Self::enqueue).
+    fn enqueue_claimed<'a>(
+        &'a self,
+        now_ms: i64,
+        owner: &'a str,
+        lease_ms: u64,
+        job: NewJob,
+    ) -> StoreFuture<'a, EnqueueClaim>;
 
     /// Atomically takes up to `request.limit` due jobs (waiting, with `run_at <= now_ms`)
     /// of the requested workers, at most each worker's count, by priority (highest

@@ -158,6 +158,8 @@ enum Caller {
 enum Started {
     Own(Arc<Run>),
     Attached(Arc<Run>),
+    /// A durable call: to be stored first, with its payload given back.
+    Durable(Option<Value>),
 }
 
 impl Started {
@@ -165,6 +167,7 @@ impl Started {
         match self {
             Started::Own(run) => WorkerHandle::new(run),
             Started::Attached(run) => WorkerHandle::attached(run),
+            Started::Durable(_) => unreachable!("a durable call is started by `call_durable`"),
         }
     }
 }
@@ -385,8 +388,7 @@ impl WorkerRegistry {
         payload: Option<Value>,
     ) -> Result<WorkerHandle> {
         let options = timeout.map_or_else(CallOptions::new, |t| CallOptions::new().timeout(t));
-        self.start(name, payload, &options, Caller::Reads)
-            .map(Started::into_handle)
+        self.call_with(name, payload, options).await
     }
 
     /// Starts a run with [`CallOptions`] (timeout, priority); otherwise as
@@ -402,8 +404,13 @@ impl WorkerRegistry {
         payload: Option<Value>,
         options: CallOptions,
     ) -> Result<WorkerHandle> {
-        self.start(name, payload, &options, Caller::Reads)
-            .map(Started::into_handle)
+        match self.start(name, payload, &options, Caller::Reads)? {
+            // Boxed: the store's round trip would make every call's future larger.
+            Started::Durable(payload) => Box::pin(self.call_durable(name, payload, &options, true))
+                .await
+                .map(Started::into_handle),
+            started => Ok(started.into_handle()),
+        }
     }
 
     /// Starts a run for `caller`.
@@ -416,6 +423,12 @@ impl WorkerRegistry {
     ) -> Result<Started> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(name)?;
+        if options
+            .run_durable()
+            .unwrap_or(definition.options.is_durable())
+        {
+            return Ok(Started::Durable(payload));
+        }
         if let Some(check) = definition.check_payload {
             check(name, payload.as_ref())?;
         }
@@ -545,6 +558,11 @@ impl WorkerRegistry {
                     run.poll_outcome(cx)
                 })
                 .await
+            }
+            Started::Durable(payload) => {
+                let options = CallOptions::new();
+                let started = Box::pin(self.call_durable(name, payload, &options, false)).await?;
+                started.into_handle().await_result().await
             }
             attached => attached.into_handle().await_result().await,
         }
@@ -700,7 +718,7 @@ impl WorkerRegistry {
         self.live_run(run_id).map(|run| RunInfo::of(&run))
     }
 
-    fn live_run(&self, run_id: &str) -> Result<Arc<Run>> {
+    pub(crate) fn live_run(&self, run_id: &str) -> Result<Arc<Run>> {
         run_key(run_id)
             .and_then(|key| self.inner.live.get(key))
             .ok_or_else(|| run_not_found(run_id))

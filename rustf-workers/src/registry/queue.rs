@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{run_not_found, WeakRegistry, WorkerRegistry};
+use super::{Started, WeakRegistry, WorkerRegistry};
 use crate::queue::{
-    CancelOutcome, ClaimedJob, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
-    QueueOptions, Runner,
+    ClaimedJob, EnqueueClaim, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
+    QueueOptions, Runner, StoredJobSink,
 };
 use crate::run::definition::Definition;
 use crate::run::driver::cancel;
 use crate::run::launch::launch;
-use crate::run::{RunKeys, RunSettings};
-use crate::{CancelReason, CheckpointStore, Error, JobOptions, Result};
+use crate::run::{Run, RunKeys, RunSettings};
+use crate::{CallOptions, CancelReason, CheckpointStore, Error, JobOptions, Result, RunStatus};
 
 /// The durable queue.
 impl WorkerRegistry {
@@ -334,10 +334,85 @@ impl WorkerRegistry {
     /// Cancels a stored job that is not live here: a waiting one at once, a running one
     /// through its owner's next heartbeat.
     pub(super) async fn cancel_job(&self, queue: &Runner, id: &str) -> Result<()> {
-        match queue.store.cancel(queue.clock.now_ms(), id).await? {
-            CancelOutcome::Cancelled | CancelOutcome::Running { .. } => Ok(()),
-            CancelOutcome::NotFound | CancelOutcome::AlreadyFinished => Err(run_not_found(id)),
+        queue.cancel_stored(id).await
+    }
+
+    /// A durable call: stores the job and claims it for this process in one write, then
+    /// runs it here (its messages kept for the caller when `read`). A key held by
+    /// another job gives that job instead: its live run if it runs here, else a stand-in
+    /// that ends with its stored outcome.
+    pub(super) async fn call_durable(
+        &self,
+        name: &str,
+        payload: Option<Value>,
+        options: &CallOptions,
+        read: bool,
+    ) -> Result<Started> {
+        let queue = Arc::clone(self.queue()?);
+        if self.is_shutting_down() {
+            return Err(Error::ShuttingDown);
         }
+        let definition = self.definition(name)?;
+        if options
+            .run_daemon()
+            .is_some_and(|daemon| daemon != definition.options.is_daemon())
+        {
+            return Err(Error::validation(format!(
+                "durable call of worker '{name}': a stored job is a daemon when its worker is \
+                 one (WorkerOptions::daemon), not by call"
+            )));
+        }
+        let mut job_options = JobOptions::new().priority(options.run_priority());
+        if let Some(timeout) = options.run_timeout() {
+            job_options = job_options.timeout(timeout);
+        }
+        if let Some(retries) = options.run_retries() {
+            job_options = job_options.retries(retries);
+        }
+        if let Some(key) = options.run_unique_key() {
+            job_options = job_options.unique_key(key);
+        }
+        if let Some((key, _)) = options.run_idempotency_key() {
+            job_options = job_options.idempotency_key(key);
+        }
+        let job = self.new_job(&queue, queue.clock.now_ms(), name, payload, &job_options)?;
+        match queue.enqueue_claimed(job).await? {
+            EnqueueClaim::Claimed(job) => {
+                let id = job.id.clone();
+                match queue.start_claimed(self, *job, read) {
+                    Ok(run) => Ok(Started::Own(run)),
+                    // Stored, and handed back to the queue: it runs when a process has
+                    // room, and the handle waits for it.
+                    Err(refused) if refused.is_queue_full() || refused.is_shutting_down() => {
+                        self.stored_job(&queue, &id).await
+                    }
+                    Err(refused) => Err(refused),
+                }
+            }
+            EnqueueClaim::Existing(id) => self.stored_job(&queue, &id).await,
+        }
+    }
+
+    /// A handle's run for stored job `id`: its live run here, or a stand-in that ends with
+    /// its stored outcome.
+    async fn stored_job(&self, queue: &Arc<Runner>, id: &str) -> Result<Started> {
+        if let Ok(run) = self.live_run(id) {
+            return Ok(Started::Attached(run));
+        }
+        let record = self.job(id).await?;
+        let definition = self.definition(&record.worker)?;
+        let config = Arc::clone(&self.inner.catalog.load().config);
+        let keys = Box::new(RunKeys {
+            sink: Some(Arc::new(StoredJobSink {
+                runner: Arc::clone(queue),
+            })),
+            ..RunKeys::default()
+        });
+        let run = Run::stand_in(definition, id, config, Some(keys));
+        if !close_with_record(&run, &record) {
+            tokio::spawn(stand_in_for(Arc::clone(queue), Arc::clone(&run)));
+        }
+        Ok(Started::Own(run))
     }
 
     /// Cancels the live run `id` here, if there is one.
@@ -371,23 +446,37 @@ impl WorkerRegistry {
             .definitions
             .values()
             .filter_map(|definition| {
-                let free = match definition.options.concurrency_cap() {
+                let mut free = match definition.options.concurrency_cap() {
                     // Relaxed: a hint; the admission queue enforces the cap itself.
                     Some(cap) => cap.saturating_sub(definition.executing.load(Ordering::Relaxed)),
                     None => room,
                 };
+                if let (true, Some(max)) = (
+                    definition.options.is_daemon(),
+                    definition.options.daemon_limit(),
+                ) {
+                    // Relaxed: a hint, as above; `launch` takes the slot exactly.
+                    free = free.min(max.saturating_sub(definition.daemons.load(Ordering::Relaxed)));
+                }
                 (free > 0).then(|| (definition.name.to_string(), free.min(room)))
             })
             .collect()
     }
 
-    /// Starts a claimed job as a run of its worker, its id the job's.
-    pub(crate) fn start_job(&self, job: ClaimedJob, keys: Box<RunKeys>) -> Result<()> {
+    /// Starts a claimed job as a run of its worker, its id the job's, its messages kept
+    /// for a reader when `read`.
+    pub(crate) fn start_job(
+        &self,
+        job: ClaimedJob,
+        keys: Box<RunKeys>,
+        read: bool,
+    ) -> Result<Arc<Run>> {
         let catalog = self.inner.catalog.load();
         let definition = catalog.definition(&job.worker)?;
         if let Some(check) = definition.check_payload {
             check(&job.worker, job.payload.as_ref())?;
         }
+        let daemon = definition.options.is_daemon();
         let key = uuid::Uuid::try_parse(&job.id)
             .map_err(|_| Error::validation(format!("job id '{}' is not a uuid", job.id)))?
             .as_u128();
@@ -396,11 +485,12 @@ impl WorkerRegistry {
             capacity: self.inner.message_capacity.load(Ordering::Relaxed),
             budget: self.inner.message_budget.load(Ordering::Relaxed),
             keep_last: self.inner.keep_last.load(Ordering::Relaxed),
-            read: false,
+            read,
             limited: false,
-            // Its retries are the queue's, stored between attempts.
-            max_attempts: 1,
-            daemon: false,
+            // Its retries are the queue's, stored between attempts; a daemon restarts
+            // here, and again after a restart (its lease rescued), from its checkpoint.
+            max_attempts: if daemon { u32::MAX } else { 1 },
+            daemon,
             timeout: job
                 .timeout_ms
                 .map(Duration::from_millis)
@@ -418,7 +508,72 @@ impl WorkerRegistry {
             false,
             None,
         )
-        .map(drop)
+        .map(|(run, _)| run)
+    }
+}
+
+/// Ends stand-in `run` if `record` is finished; returns whether it did.
+fn close_with_record(run: &Run, record: &JobRecord) -> bool {
+    let error = || {
+        record
+            .errors
+            .last()
+            .map_or_else(String::new, |error| error.error.clone())
+    };
+    let (result, status) = match record.state {
+        JobState::Completed => (Ok(()), RunStatus::Completed),
+        JobState::Cancelled => (
+            Err(Error::JobFailed {
+                id: record.id.clone(),
+                worker: record.worker.clone(),
+                state: record.state,
+                error: error(),
+            }),
+            RunStatus::Cancelled,
+        ),
+        JobState::Discarded => (
+            Err(Error::JobFailed {
+                id: record.id.clone(),
+                worker: record.worker.clone(),
+                state: record.state,
+                error: error(),
+            }),
+            RunStatus::Failed,
+        ),
+        _ => return false,
+    };
+    run.close_stand_in(result, status);
+    true
+}
+
+/// Watches the stored job `run` stands in for until it finishes, then ends `run` with
+/// its outcome; gives up once nobody holds `run` any more.
+async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
+    loop {
+        queue.written(Duration::from_millis(100)).await;
+        // Only this task holds it: its handle and watchers are gone.
+        if Arc::strong_count(&run) == 1 {
+            return;
+        }
+        match queue.store.get(run.id()).await {
+            Ok(Some(record)) => {
+                if close_with_record(&run, &record) {
+                    return;
+                }
+            }
+            Ok(None) => {
+                let gone = Error::JobNotFound {
+                    id: run.id().to_owned(),
+                };
+                run.close_stand_in(Err(gone), RunStatus::Failed);
+                return;
+            }
+            Err(err) => log::warn!(
+                target: "rustf_workers::queue",
+                "[job:{}] reading its state: {err}",
+                run.id()
+            ),
+        }
     }
 }
 
@@ -429,9 +584,16 @@ fn job_of(definition: &Definition, options: &JobOptions) -> Result<NewJob> {
     let retries = options
         .job_retries()
         .unwrap_or(definition.options.max_retries());
+    // A daemon restarts in its process for as long as it takes, and again after a
+    // restart, so no count of attempts (lost ones included) ever discards it.
+    let attempts = if definition.options.is_daemon() {
+        u32::MAX
+    } else {
+        retries.saturating_add(1)
+    };
     let mut job = NewJob::new(uuid::Uuid::new_v4().to_string(), name)
         .priority(options.job_priority())
-        .max_attempts(retries.saturating_add(1))
+        .max_attempts(attempts)
         .memory(definition.options.declared_memory());
     let timeout = options
         .job_timeout()

@@ -217,24 +217,36 @@ impl WorkerContext {
     /// restarted daemon keeps its run id and reads it back with
     /// [`get_checkpoint`](Self::get_checkpoint). Stored by the registry's
     /// [`CheckpointStore`](crate::CheckpointStore) (in memory by default) and removed when
-    /// the run ends.
+    /// the run ends; a stored job's checkpoint is kept with the job instead, written only
+    /// while this process holds the job's lease, and read by its next attempt, in this
+    /// process or another, after a restart too.
     ///
     /// # Errors
     ///
-    /// The store's error.
+    /// The store's error; for a stored job, [`Error::LeaseLost`](crate::Error::LeaseLost)
+    /// once its lease was taken over (the run is being stopped).
     pub async fn checkpoint(&self, value: Value) -> Result<()> {
-        let store = self.run.definition.live.checkpoints.load_full();
-        store.save(self.worker_name(), self.run_id(), value).await?;
+        match self.run.sink().filter(|sink| sink.keeps_checkpoints()) {
+            Some(sink) => sink.save_checkpoint(&self.run, value).await?,
+            None => {
+                let store = self.run.definition.live.checkpoints.load_full();
+                store.save(self.worker_name(), self.run_id(), value).await?;
+            }
+        }
         self.run.mark_checkpointed();
         Ok(())
     }
 
-    /// This run's last checkpoint, if it saved one in an earlier attempt (or this one).
+    /// This run's last checkpoint, if it saved one in an earlier attempt (or this one);
+    /// for a stored job, the last one any attempt saved, in any process.
     ///
     /// # Errors
     ///
     /// The store's error.
     pub async fn get_checkpoint(&self) -> Result<Option<Value>> {
+        if let Some(sink) = self.run.sink().filter(|sink| sink.keeps_checkpoints()) {
+            return Ok(sink.last_checkpoint());
+        }
         let store = self.run.definition.live.checkpoints.load_full();
         store.load(self.worker_name(), self.run_id()).await
     }

@@ -125,12 +125,23 @@ impl WorkerHandle {
     }
 
     /// Cancels the run: its handler is dropped at its next `.await`, and
-    /// [`await_result`](Self::await_result) returns [`Error::Cancelled`].
+    /// [`await_result`](Self::await_result) returns [`Error::Cancelled`]. A handle on a
+    /// durable job that does not run in this process cancels it in the store: a waiting
+    /// job at once, a running one at its owner's next heartbeat.
     ///
     /// # Errors
     ///
-    /// [`Error::RunNotFound`] when the run has already finished.
+    /// [`Error::RunNotFound`] when the run (or stored job) has already finished;
+    /// [`Error::Store`] when the store cannot be written.
     pub async fn cancel(&self) -> Result<()> {
+        // A stored job that does not run here: cancelled in the store.
+        if let Some(cancel) = self
+            .run
+            .sink()
+            .and_then(|sink| sink.cancel_elsewhere(&self.run))
+        {
+            return cancel.await;
+        }
         if crate::run::driver::cancel(&self.run, CancelReason::Requested) {
             Ok(())
         } else {

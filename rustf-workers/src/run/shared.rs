@@ -17,7 +17,7 @@ use crate::config::AppConfig;
 use crate::run::definition::Definition;
 use crate::run::mailbox::{Extra, Mailbox};
 use crate::run::state::StateCell;
-use crate::{Attempt, CancelReason, RunRecord, RunState, RunStatus};
+use crate::{Attempt, CancelReason, RunRecord, RunState, RunStatus, StoreFuture};
 
 /// The worker may stop: cooperative, visible through `WorkerContext::is_cancelled`.
 const STOP: u8 = 1;
@@ -139,6 +139,30 @@ pub(crate) trait RunSink: Send + Sync + 'static {
     /// The run reached `status` with the caller's `result`. Returns whether the run's
     /// checkpoint is to be kept (its job will be attempted again).
     fn ended(&self, run: &Run, status: RunStatus, result: &crate::Result<()>) -> bool;
+
+    /// Whether the run's checkpoints are kept by this sink rather than by the registry's
+    /// `CheckpointStore`: a stored job's, fenced by its claim.
+    fn keeps_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// Saves the run's checkpoint (when [`keeps_checkpoints`](Self::keeps_checkpoints)).
+    fn save_checkpoint<'a>(&'a self, run: &'a Run, value: Value) -> StoreFuture<'a, ()> {
+        let _ = (run, value);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The run's last checkpoint (when [`keeps_checkpoints`](Self::keeps_checkpoints)).
+    fn last_checkpoint(&self) -> Option<Value> {
+        None
+    }
+
+    /// Cancels the run where it really runs, when the run here only stands in for a
+    /// stored job (see [`Run::stand_in`]); `None` for a run that runs here.
+    fn cancel_elsewhere<'a>(&'a self, run: &'a Run) -> Option<StoreFuture<'a, ()>> {
+        let _ = run;
+        None
+    }
 }
 
 impl Run {
@@ -253,6 +277,21 @@ impl Run {
         run_id: &str,
         config: Arc<AppConfig>,
     ) -> Arc<Self> {
+        let run = Self::stand_in(definition, run_id, config, None);
+        run.close_stand_in(Ok(()), RunStatus::Completed);
+        run
+    }
+
+    /// A run standing for one that is not live here (a stored job waiting, or running in
+    /// another process): same id, no messages, and the outcome given to
+    /// [`close_stand_in`](Self::close_stand_in). Never listed, never counted; its sink, if
+    /// any, cancels the real one.
+    pub(crate) fn stand_in(
+        definition: Arc<Definition>,
+        run_id: &str,
+        config: Arc<AppConfig>,
+        keys: Option<Box<RunKeys>>,
+    ) -> Arc<Self> {
         let settings = RunSettings {
             capacity: 1,
             budget: 0,
@@ -262,7 +301,7 @@ impl Run {
             max_attempts: 1,
             daemon: false,
             timeout: None,
-            keys: None,
+            keys,
             key: None,
             first_attempt: 1,
         };
@@ -270,10 +309,15 @@ impl Run {
         if let Ok(id) = Uuid::try_parse(run_id) {
             run.key = id.as_u128();
         }
-        let _ = run.state.become_(RunState::Completed);
-        run.mark_finished();
-        run.close(Ok(()), RunStatus::Completed, 0);
         Arc::new(run)
+    }
+
+    /// Ends a stand-in with the real run's outcome.
+    pub(crate) fn close_stand_in(&self, result: crate::Result<()>, status: RunStatus) {
+        let _ = self.state.become_(RunState::Running);
+        let _ = self.state.become_(RunState::from(status));
+        self.mark_finished();
+        self.close(result, status, 0);
     }
 
     pub(crate) fn id(&self) -> &str {

@@ -10,8 +10,8 @@ use super::rows;
 use super::sql::*;
 use super::Fail;
 use crate::queue::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, FinishOutcome, JobFilter, JobPage,
-    JobRecord, JobState, NewJob,
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
+    JobFilter, JobPage, JobRecord, JobState, NewJob,
 };
 use crate::{Error, Result};
 
@@ -94,6 +94,26 @@ fn enqueue_one(conn: &Connection, now: i64, job: &NewJob) -> Done<Enqueued> {
         id: job.id.clone(),
         inserted: true,
     })
+}
+
+pub(super) fn enqueue_claimed(
+    conn: &Connection,
+    now: i64,
+    owner: &str,
+    lease_ms: u64,
+    job: &NewJob,
+) -> Done<EnqueueClaim> {
+    let enqueued = enqueue_one(conn, now, job)?;
+    if !enqueued.inserted {
+        return Ok(EnqueueClaim::Existing(enqueued.id));
+    }
+    // The row just inserted, by its `seq` (the rowid).
+    let seq = conn.last_insert_rowid();
+    let lease_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let (claimed, _, _) = conn
+        .prepare_cached(CLAIM_JOB)?
+        .query_row(params![seq, owner, lease_until], rows::claimed_job)?;
+    Ok(EnqueueClaim::Claimed(Box::new(claimed)))
 }
 
 pub(super) fn claim(conn: &Connection, now: i64, request: &ClaimRequest) -> Done<Vec<ClaimedJob>> {

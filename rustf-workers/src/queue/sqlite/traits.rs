@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::sql::*;
 use super::{ops, rows, Fail, SqliteQueue};
 use crate::queue::{
-    CancelOutcome, ClaimRequest, ClaimedJob, Enqueued, Finish, JobFilter, JobPage, JobRecord,
-    JobState, JobStore, NewJob,
+    CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
+    JobRecord, JobState, JobStore, NewJob,
 };
 use crate::{CheckpointStore, IdempotencyStore, StoreFuture};
 
@@ -19,6 +19,23 @@ impl JobStore for SqliteQueue {
             jobs.iter().try_for_each(ops::validate)?;
             self.write("enqueuing jobs into", move |c| {
                 ops::enqueue(c, now_ms, &jobs)
+            })
+            .await
+        })
+    }
+
+    fn enqueue_claimed<'a>(
+        &'a self,
+        now_ms: i64,
+        owner: &'a str,
+        lease_ms: u64,
+        job: NewJob,
+    ) -> StoreFuture<'a, EnqueueClaim> {
+        let owner = owner.to_owned();
+        Box::pin(async move {
+            ops::validate(&job)?;
+            self.write("enqueuing jobs into", move |c| {
+                ops::enqueue_claimed(c, now_ms, &owner, lease_ms, &job)
             })
             .await
         })
