@@ -516,3 +516,42 @@ async fn a_stored_jobs_progress_is_kept_with_it_while_it_runs() {
     );
     workers.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stored_daemon_that_returns_when_shutdown_asks_is_handed_back_not_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "polite",
+            WorkerOptions::new().daemon(true),
+            |ctx| async move {
+                ctx.checkpoint(json!({ "at": 1 })).await?;
+                ctx.cancelled().await;
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .register("once", |ctx| async move {
+            // Not a daemon: returning after the stop request finishes the job.
+            ctx.cancelled().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(SqliteQueue::open(&path).unwrap(), options())
+        .unwrap();
+    let daemon = workers.enqueue("polite", None).await.unwrap();
+    let job = workers.enqueue("once", None).await.unwrap();
+    until_state(&workers, &daemon, JobState::Running).await;
+    until_state(&workers, &job, JobState::Running).await;
+    workers.shutdown().await.unwrap();
+    let stored = workers.job(&daemon).await.unwrap();
+    assert_eq!((stored.state, stored.attempt), (JobState::Available, 0));
+    assert_eq!(stored.checkpoint, Some(json!({ "at": 1 })));
+    assert_eq!(workers.job(&job).await.unwrap().state, JobState::Completed);
+}

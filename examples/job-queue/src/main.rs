@@ -40,11 +40,7 @@ async fn main() -> Result<()> {
     workers::installer().install().await?;
     WORKER::set_shutdown_grace(config.grace);
     let queue = SqliteQueue::open(&config.db)?;
-    // `use_queue_with` starts claiming before it points checkpoints at the queue, so a
-    // job claimed at once could read its checkpoint from the in-memory default: pointed
-    // here first, every run reads the stored one.
-    WORKER::registry().set_checkpoint_store(queue.clone());
-    WORKER::registry().use_queue_with(queue.clone(), QueueOptions::new().lease(config.lease))?;
+    WORKER::registry().use_queue_with(queue, QueueOptions::new().lease(config.lease))?;
     println!("database: {}", config.db.display());
 
     // One counter per database, whichever process starts first: later enqueues, here or
@@ -65,7 +61,7 @@ async fn main() -> Result<()> {
         workers::counter::UNIQUE_KEY
     );
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = routes::app(queue);
+    let app = routes::app();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

@@ -2,23 +2,21 @@
 //! worker statistics router.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rustf_workers::prelude::*;
-use rustf_workers::queue::SqliteQueue;
-use rustf_workers::CheckpointStore;
 
-/// The routes, reading checkpoints from `queue`.
+/// The routes.
 ///
 /// | route | what |
 /// |---|---|
 /// | `POST /signups` | stores a `send-welcome` job; `202` with its id |
 /// | `GET /jobs/{id}` | the job as stored: state, attempts, errors, checkpoint |
 /// | `/admin/workers/...` | `rustf_workers::http`: stats, runs, and `/jobs` (listed, retried, cancelled) |
-pub(crate) fn app(queue: SqliteQueue) -> Router {
+pub(crate) fn app() -> Router {
     // Managing jobs changes things: this example listens on loopback only. Put it behind
     // authentication (see `examples/web-server`) before it listens anywhere else.
     let admin = rustf_workers::http::RouterBuilder::new()
@@ -27,7 +25,6 @@ pub(crate) fn app(queue: SqliteQueue) -> Router {
     Router::new()
         .route("/signups", post(signup))
         .route("/jobs/{id}", get(job))
-        .with_state(queue)
         .nest("/admin/workers", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -55,11 +52,8 @@ async fn signup(body: Result<Json<Value>, JsonRejection>) -> Response {
     }
 }
 
-/// `GET /jobs/{id}`: the stored `JobRecord`, with its run's last checkpoint.
-async fn job(
-    State(queue): State<SqliteQueue>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+/// `GET /jobs/{id}`: the stored `JobRecord`, with its last checkpoint and progress.
+async fn job(id: Result<Path<String>, PathRejection>) -> Response {
     let Path(id) = match id {
         Ok(id) => id,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
@@ -69,16 +63,7 @@ async fn job(
         Err(err) if err.is_job_not_found() => return error(StatusCode::NOT_FOUND, err.to_string()),
         Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
     };
-    let mut body = json!(record);
-    if record.checkpoint.is_none() {
-        // `ctx.checkpoint` keeps a job's checkpoint beside its record, by worker and run
-        // id (the job's id), and the record's own `checkpoint` stays empty: read it there.
-        match queue.load(&record.worker, &record.id).await {
-            Ok(checkpoint) => body["checkpoint"] = json!(checkpoint),
-            Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-        }
-    }
-    Json(body).into_response()
+    Json(json!(record)).into_response()
 }
 
 fn error(status: StatusCode, message: String) -> Response {

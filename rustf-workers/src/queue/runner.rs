@@ -495,6 +495,13 @@ impl RunSink for JobSink {
                 .map_or_else(String::new, ToString::to_string)
         };
         let outcome = match status {
+            // A daemon that returned because shutdown asked it to stop has stopped, not
+            // finished: handed back, to resume from its checkpoint after the next start.
+            RunStatus::Completed
+                if run.daemon && run.is_stop_requested() && self.runner.is_stopping() =>
+            {
+                FinishOutcome::Requeue
+            }
             RunStatus::Completed => FinishOutcome::Completed,
             RunStatus::Cancelled => match result.as_ref().err().and_then(Error::cancel_reason) {
                 // Handed back: it runs after the next start, this attempt not counted.

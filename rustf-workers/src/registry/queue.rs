@@ -59,6 +59,8 @@ impl WorkerRegistry {
                 "this registry already has a durable queue",
             ));
         }
+        // Before any run starts: runs started from now on keep their checkpoints there.
+        self.set_checkpoint_store(queue.clone());
         let weak = WeakRegistry(Arc::downgrade(&self.inner));
         let store: Arc<dyn JobStore> = Arc::new(queue.clone());
         let mut started = None;
@@ -72,7 +74,6 @@ impl WorkerRegistry {
                 "this registry already has a durable queue",
             ));
         }
-        self.set_checkpoint_store(queue);
         Ok(())
     }
 

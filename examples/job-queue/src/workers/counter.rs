@@ -16,11 +16,10 @@ const EVERY: Duration = Duration::from_millis(250);
 /// checkpoint after each step; a later run of the same job (after a shutdown handed it
 /// back, or a crash) reads it back and carries on.
 ///
-/// It never returns, and does not stop when shutdown asks: a return would complete the
-/// job, and a completed job's checkpoint is removed with it. Shutdown cancels it when its
-/// grace period ends instead, which hands the job back to the queue, available again with
-/// its checkpoint kept. (As a stored job, `daemon = true` does not restart it after a
-/// return: the loop is what keeps it running.)
+/// As a stored daemon it runs until it returns: when shutdown asks it to stop, it returns
+/// at once, and its job is handed back to the queue, available again with its checkpoint
+/// kept, rather than completed. After a crash, its lease runs out and the next process
+/// resumes it the same way.
 #[worker("counter", daemon = true)]
 pub async fn counter(ctx: WorkerContext) -> Result<()> {
     let resumed_from = ctx
@@ -33,7 +32,10 @@ pub async fn counter(ctx: WorkerContext) -> Result<()> {
     }
     let mut count = resumed_from.unwrap_or(0);
     loop {
-        ctx.sleep(EVERY).await;
+        tokio::select! {
+            () = ctx.cancelled() => return Ok(()),
+            () = ctx.sleep(EVERY) => {}
+        }
         count += 1;
         ctx.checkpoint(json!({ "count": count, "resumed_from": resumed_from }))
             .await?;
