@@ -656,3 +656,94 @@ async fn stored_jobs_are_listed_filtered_and_managed_when_turned_on() {
         .error(StatusCode::NOT_FOUND, "job_not_found");
     workers.shutdown().await.unwrap();
 }
+
+/// Jobs counted by worker and state (in JSON and in the metrics), enqueued over HTTP only
+/// when starting runs is turned on, and pruned only when managing jobs is.
+#[tokio::test]
+async fn stored_jobs_are_counted_enqueued_and_pruned_over_http() {
+    use rustf_workers::queue::{JobState, QueueOptions, SqliteQueue};
+
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    workers
+        .register("report", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    // Runs nothing by itself: what is enqueued stays where the test can see it.
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    let read_only = RouterBuilder::for_registry(workers.clone()).build();
+    let message = send(&read_only, Method::POST, "/report/jobs", "{}")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+    assert!(message.contains("allow_starting_runs"), "{message}");
+    assert!(workers.enqueued("report").await.unwrap().is_empty());
+
+    let router = RouterBuilder::for_registry(workers.clone())
+        .allow_starting_runs()
+        .allow_managing_jobs()
+        .build();
+    let stored = send(
+        &router,
+        Method::POST,
+        "/report/jobs?delay_ms=3600000&priority=5&unique_key=monthly",
+        r#"{"month": "2026-11"}"#,
+    )
+    .await;
+    assert_eq!(stored.status, StatusCode::ACCEPTED, "{}", stored.body);
+    let id = stored.json()["id"].as_str().unwrap().to_owned();
+    let job = workers.job(&id).await.unwrap();
+    assert_eq!(job.state, JobState::Scheduled);
+    assert_eq!(
+        (job.priority, job.unique_key.as_deref()),
+        (5, Some("monthly"))
+    );
+    assert_eq!(job.payload, Some(json!({ "month": "2026-11" })));
+    // The same unique key: the same job.
+    let again = send(&router, Method::POST, "/report/jobs?unique_key=monthly", "").await;
+    assert_eq!(again.json()["id"], id.as_str(), "{}", again.body);
+    send(&router, Method::POST, "/nobody/jobs", "")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_registered");
+    send(&router, Method::POST, "/report/jobs", "{not json")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_json");
+    send(&router, Method::POST, "/report/jobs?delay_ms=soon", "")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_query");
+
+    let now = send(&router, Method::POST, "/report/jobs", "").await.json();
+    assert_eq!(workers.drain_jobs().await.unwrap(), 1);
+    let counts = get(&router, "/jobs/counts").await.json();
+    assert_eq!(
+        counts,
+        json!([
+            { "worker": "report", "state": "scheduled", "count": 1 },
+            { "worker": "report", "state": "completed", "count": 1 },
+        ])
+    );
+    let metrics = get(&router, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"rustf_workers_jobs{worker="report",state="completed"} 1"#),
+        "{metrics}"
+    );
+
+    // Prune: off unless managing jobs; the completed job goes, the scheduled one stays.
+    send(&read_only, Method::POST, "/jobs/prune?older_than_ms=0", "")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+    send(&router, Method::POST, "/jobs/prune", "")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_query");
+    let pruned = send(&router, Method::POST, "/jobs/prune?older_than_ms=0", "").await;
+    assert_eq!(pruned.json(), json!({ "pruned": 1 }), "{}", pruned.body);
+    get(&router, &format!("/jobs/{}", now["id"].as_str().unwrap()))
+        .await
+        .error(StatusCode::NOT_FOUND, "job_not_found");
+    assert_eq!(workers.job(&id).await.unwrap().state, JobState::Scheduled);
+    workers.shutdown().await.unwrap();
+}

@@ -806,7 +806,10 @@ async fn retry_delete_and_prune<F: StoreFactory>() {
     assert!(store.get("ok").await.unwrap().is_none());
     assert!(store.get("d").await.unwrap().is_some());
     assert!(store.get("run").await.unwrap().is_some());
-    assert_eq!(store.prune(T0 + 1_301, 1_000).await.unwrap(), 1);
+    // At or before the cutoff: not at T0+1299, at T0+1300.
+    assert_eq!(store.prune(T0 + 1_299, 1_000).await.unwrap(), 0);
+    assert!(store.get("d").await.unwrap().is_some());
+    assert_eq!(store.prune(T0 + 1_300, 1_000).await.unwrap(), 1);
     assert!(store.get("d").await.unwrap().is_none());
 }
 

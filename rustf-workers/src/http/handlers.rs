@@ -104,6 +104,23 @@ fn sse_event(event: RunEvent) -> Event {
     }
 }
 
+/// A request body as a worker's payload: none when empty, else JSON.
+pub(super) fn payload(body: &[u8]) -> Result<Option<Value>, serde_json::Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Value>(body).map(Some)
+}
+
+/// The answer to a body [`payload`] cannot read.
+pub(super) fn invalid_json(err: &serde_json::Error) -> Response {
+    respond(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("the request body is not valid JSON: {err}"),
+    )
+}
+
 pub(super) async fn start(
     State(http): Shared,
     Path(name): Path<String>,
@@ -112,19 +129,9 @@ pub(super) async fn start(
     if !http.allow_start {
         return disabled("starting runs", "allow_starting_runs");
     }
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(payload) => Some(payload),
-            Err(err) => {
-                return respond(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("the request body is not valid JSON: {err}"),
-                )
-            }
-        }
+    let payload = match payload(&body) {
+        Ok(payload) => payload,
+        Err(err) => return invalid_json(&err),
     };
     match http.registry.call(&name, None, payload).await {
         // The run goes on without its handle; watch it through its events.
@@ -151,7 +158,12 @@ pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Respo
 }
 
 pub(super) async fn metrics(State(http): Shared) -> Response {
-    match exposition::render(&http.registry) {
+    let jobs = match http.registry.job_counts().await {
+        Ok(counts) => counts,
+        Err(Error::NoQueue) => Vec::new(),
+        Err(err) => return error(&err),
+    };
+    match exposition::render(&http.registry, jobs) {
         Ok(text) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),
         Err(_) => respond(
             StatusCode::INTERNAL_SERVER_ERROR,

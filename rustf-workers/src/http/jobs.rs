@@ -1,7 +1,8 @@
-//! The durable queue's routes: stored jobs, listed and read, and (when the application
-//! turns it on) retried, cancelled and deleted.
+//! The durable queue's routes: stored jobs, listed, counted and read; (when the
+//! application turns it on) retried, cancelled, deleted and pruned; and enqueued.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,10 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::extract::{Path, Query};
-use super::handlers::{acted, disabled, error, respond};
+use serde::Serialize;
+
+use super::extract::{Body, Path, Query};
+use super::handlers::{acted, disabled, error, invalid_json, payload, respond};
 use super::RouterBuilder;
 use crate::queue::{JobFilter, JobState};
+use crate::JobOptions;
 
 type Shared = State<Arc<RouterBuilder>>;
 
@@ -95,6 +99,97 @@ pub(super) async fn delete(State(http): Shared, Path(id): Path<String>) -> Respo
     }
     match http.registry.delete_job(&id).await {
         Ok(()) => acted(StatusCode::OK, &id, "deleted"),
+        Err(err) => error(&err),
+    }
+}
+
+pub(super) async fn counts(State(http): Shared) -> Response {
+    match http.registry.job_counts().await {
+        Ok(counts) => Json(counts).into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+/// `POST /jobs/prune`'s query: `older_than_ms`, required.
+#[derive(Debug, Deserialize)]
+pub(super) struct PruneQuery {
+    older_than_ms: u64,
+}
+
+/// What `POST /jobs/prune` did.
+#[derive(Debug, Serialize)]
+struct Pruned {
+    pruned: u64,
+}
+
+pub(super) async fn prune(State(http): Shared, Query(query): Query<PruneQuery>) -> Response {
+    if !http.allow_jobs {
+        return disabled("managing jobs", "allow_managing_jobs");
+    }
+    let older_than = Duration::from_millis(query.older_than_ms);
+    match http.registry.prune_jobs(older_than).await {
+        Ok(pruned) => Json(Pruned { pruned }).into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+/// `POST /{name}/jobs`'s query: when and how the job runs, each optional.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct EnqueueQuery {
+    delay_ms: Option<u64>,
+    priority: Option<i32>,
+    retries: Option<u32>,
+    timeout_ms: Option<u64>,
+    unique_key: Option<String>,
+    idempotency_key: Option<String>,
+    queue: Option<String>,
+}
+
+/// What `POST /{name}/jobs` stored.
+#[derive(Debug, Serialize)]
+struct EnqueuedJob {
+    id: String,
+    worker: String,
+}
+
+pub(super) async fn enqueue(
+    State(http): Shared,
+    Path(name): Path<String>,
+    Query(query): Query<EnqueueQuery>,
+    Body(body): Body,
+) -> Response {
+    if !http.allow_start {
+        return disabled("starting runs", "allow_starting_runs");
+    }
+    let payload = match payload(&body) {
+        Ok(payload) => payload,
+        Err(err) => return invalid_json(&err),
+    };
+    let mut options = JobOptions::new();
+    if let Some(ms) = query.delay_ms {
+        options = options.delay(Duration::from_millis(ms));
+    }
+    if let Some(priority) = query.priority {
+        options = options.priority(priority);
+    }
+    if let Some(retries) = query.retries {
+        options = options.retries(retries);
+    }
+    if let Some(ms) = query.timeout_ms {
+        options = options.timeout(Duration::from_millis(ms));
+    }
+    if let Some(key) = query.unique_key {
+        options = options.unique_key(key);
+    }
+    if let Some(key) = query.idempotency_key {
+        options = options.idempotency_key(key);
+    }
+    if let Some(queue) = query.queue {
+        options = options.queue(queue);
+    }
+    match http.registry.enqueue_with(&name, payload, options).await {
+        // Stored: it runs when due, in whichever process claims it.
+        Ok(id) => (StatusCode::ACCEPTED, Json(EnqueuedJob { id, worker: name })).into_response(),
         Err(err) => error(&err),
     }
 }

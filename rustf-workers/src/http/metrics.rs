@@ -9,17 +9,20 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::queue::JobCount;
 use crate::run::stats::DURATION_BUCKETS_MS;
 use crate::{WorkerRegistry, WorkerStats};
 
 /// The content type of the exposition.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The exposition text for `registry`.
-pub(super) fn render(registry: &WorkerRegistry) -> Result<String, fmt::Error> {
+/// The exposition text for `registry`, with its durable queue's `jobs` counts (empty
+/// without a queue).
+pub(super) fn render(registry: &WorkerRegistry, jobs: Vec<JobCount>) -> Result<String, fmt::Error> {
     let mut metrics = Registry::default();
     metrics.register_collector(Box::new(Collector {
         registry: registry.clone(),
+        jobs,
     }));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics)?;
@@ -29,6 +32,7 @@ pub(super) fn render(registry: &WorkerRegistry) -> Result<String, fmt::Error> {
 #[derive(Debug)]
 struct Collector {
     registry: WorkerRegistry,
+    jobs: Vec<JobCount>,
 }
 
 type Counter = (&'static str, &'static str, fn(&WorkerStats) -> u64);
@@ -126,6 +130,23 @@ impl prometheus_client::collector::Collector for Collector {
                     &bounded,
                     None,
                 )?;
+        }
+
+        if !self.jobs.is_empty() {
+            let mut jobs = encoder.encode_descriptor(
+                "rustf_workers_jobs",
+                "Stored jobs of the durable queue, by worker and state.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for count in &self.jobs {
+                let labels = [
+                    ("worker", count.worker.as_str()),
+                    ("state", count.state.as_str()),
+                ];
+                let value = i64::try_from(count.count).unwrap_or(i64::MAX);
+                ConstGauge::new(value).encode(jobs.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

@@ -22,7 +22,9 @@
 //! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
 //! | `GET /jobs?state=&worker=&search=&limit=&before=` | stored jobs of the durable queue, newest first, paged |
 //! | `GET /jobs/{id}` | one stored job: state, attempts, errors, progress, checkpoint |
-//! | `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}` | manage a stored job; off unless [`RouterBuilder::allow_managing_jobs`] |
+//! | `GET /jobs/counts` | how many stored jobs each worker has in each state |
+//! | `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}`, `POST /jobs/prune?older_than_ms=` | manage stored jobs; off unless [`RouterBuilder::allow_managing_jobs`] |
+//! | `POST /{name}/jobs?delay_ms=&priority=&unique_key=...` | enqueue a job with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //!
 //! Every error is JSON ([`ErrorBody`]) with a status and a `kind` naming the problem,
 //! including the ones axum's extractors would answer in plain text: a path parameter that
@@ -96,8 +98,9 @@ impl RouterBuilder {
         }
     }
 
-    /// Turns on `POST /{name}/runs`. Anyone who can reach the router can then start any
-    /// worker with any payload: mount it behind your own authentication.
+    /// Turns on `POST /{name}/runs`, and `POST /{name}/jobs` for the durable queue.
+    /// Anyone who can reach the router can then start or enqueue any worker with any
+    /// payload: mount it behind your own authentication.
     pub fn allow_starting_runs(mut self) -> Self {
         self.allow_start = true;
         self
@@ -109,9 +112,10 @@ impl RouterBuilder {
         self
     }
 
-    /// Turns on `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel` and `DELETE /jobs/{id}`
-    /// for the registry's durable queue. Anyone who can reach the router can then retry,
-    /// cancel or delete any stored job: mount it behind the application's authentication.
+    /// Turns on `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}` and
+    /// `POST /jobs/prune` for the registry's durable queue. Anyone who can reach the router
+    /// can then retry, cancel, delete or prune any stored job: mount it behind the
+    /// application's authentication.
     pub fn allow_managing_jobs(mut self) -> Self {
         self.allow_jobs = true;
         self
@@ -119,7 +123,7 @@ impl RouterBuilder {
 
     /// Sets the largest request body the router reads, in bytes; a larger one is answered
     /// `413` with `"kind": "body_too_large"` before any worker sees it. Only
-    /// `POST /{name}/runs` reads a body: its payload. Default: [`DEFAULT_BODY_LIMIT`].
+    /// `POST /{name}/runs` and `POST /{name}/jobs` read a body: the payload. Default: [`DEFAULT_BODY_LIMIT`].
     ///
     /// The router sets this limit itself, so a `DefaultBodyLimit` layer around it does not
     /// change it.
@@ -150,11 +154,14 @@ impl RouterBuilder {
             .route("/runs/{id}", get(handlers::run).delete(handlers::cancel))
             .route("/runs/{id}/events", get(handlers::events))
             .route("/jobs", get(jobs::jobs))
+            .route("/jobs/counts", get(jobs::counts))
+            .route("/jobs/prune", axum::routing::post(jobs::prune))
             .route("/jobs/{id}", get(jobs::job).delete(jobs::delete))
             .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))
             .route("/jobs/{id}/cancel", axum::routing::post(jobs::cancel))
             .route("/{name}", get(handlers::definition))
             .route("/{name}/runs", axum::routing::post(handlers::start))
+            .route("/{name}/jobs", axum::routing::post(jobs::enqueue))
             .fallback(handlers::not_found)
             .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(body_limit)

@@ -351,3 +351,15 @@ pub enum CancelOutcome {
         owner: String,
     },
 }
+
+/// How many jobs of one worker are in one state: a row of
+/// [`WorkerRegistry::job_counts`](crate::WorkerRegistry::job_counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCount {
+    /// The worker.
+    pub worker: String,
+    /// The state.
+    pub state: JobState,
+    /// How many of its jobs are in it.
+    pub count: u64,
+}

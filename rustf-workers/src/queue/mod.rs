@@ -30,7 +30,7 @@ mod sqlite;
 pub use cron::{enqueue_due, next_wake, CronSchedule, MissedTicks, CRON_GRACE_MS};
 pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
-    JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
+    JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
 pub use runner::QueueOptions;
 pub(crate) use runner::{Runner, StoredJobSink};

@@ -141,7 +141,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes job `id` unless it is running (cancel it first); returns whether it did.
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
 
-    /// Deletes finished jobs that finished before `now_ms - older_than_ms`, and expired
+    /// Deletes finished jobs that finished at or before `now_ms - older_than_ms` (with
+    /// `older_than_ms` 0, every finished job), and expired
     /// idempotency records; returns how many jobs.
     fn prune(&self, now_ms: i64, older_than_ms: u64) -> StoreFuture<'_, u64>;
 

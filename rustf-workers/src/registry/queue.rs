@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Started, WeakRegistry, WorkerRegistry};
 use crate::queue::{
-    ClaimedJob, EnqueueClaim, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
+    ClaimedJob, EnqueueClaim, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
     QueueOptions, Runner, StoredJobSink,
 };
 use crate::run::definition::Definition;
@@ -229,6 +229,24 @@ impl WorkerRegistry {
         self.queue()?.store.list(filter).await
     }
 
+    /// How many stored jobs each worker has in each state (states with none left out),
+    /// by worker, then state: what a stats page and `GET /metrics` show.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn job_counts(&self) -> Result<Vec<JobCount>> {
+        let counts = self.queue()?.store.counts().await?;
+        Ok(counts
+            .into_iter()
+            .map(|(worker, state, count)| JobCount {
+                worker,
+                state,
+                count,
+            })
+            .collect())
+    }
+
     /// Makes a discarded or cancelled job available again, with one more attempt.
     ///
     /// # Errors
@@ -259,7 +277,8 @@ impl WorkerRegistry {
         }
     }
 
-    /// Deletes finished jobs that finished more than `older_than` ago; returns how many.
+    /// Deletes finished jobs that finished `older_than` ago or longer (`Duration::ZERO`:
+    /// every finished job); returns how many.
     /// The queue does this by itself for [`QueueOptions::retention`].
     ///
     /// # Errors

@@ -220,7 +220,7 @@ pub(super) const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1 AND state <>
 /// Deletes jobs that finished before ?1. Index: `jobs_finished_at`.
 pub(super) const PRUNE_FINISHED_JOBS: &str = "
     DELETE FROM jobs
-    WHERE finished_at < ?1 AND state IN ('completed', 'discarded', 'cancelled')";
+    WHERE finished_at <= ?1 AND state IN ('completed', 'discarded', 'cancelled')";
 
 /// Forgets idempotency records of in-process runs that expired by ?1.
 pub(super) const PRUNE_RUN_IDEMPOTENCY: &str = "DELETE FROM run_idempotency WHERE expires_at <= ?1";
