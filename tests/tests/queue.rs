@@ -483,3 +483,65 @@ async fn an_idle_timeout_never_stops_a_stored_job() {
     assert!(job.errors[0].error.contains("reached the end"), "{job:?}");
     workers.shutdown().await.unwrap();
 }
+
+/// A process claims only what its limits let it start: the registry's `set_max_running`
+/// and its memory pool against each job's declared memory. The rest stays in the store,
+/// free for another process, instead of waiting here under a lease.
+#[tokio::test]
+async fn a_process_claims_no_more_than_its_running_cap_and_memory_pool_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    workers.set_max_running(2);
+    workers.set_memory_pool(100);
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    for (name, memory) in [("light", 0), ("heavy", 60)] {
+        let release = Arc::clone(&release);
+        workers
+            .register_with(name, WorkerOptions::new().memory(memory), move |_ctx| {
+                let release = Arc::clone(&release);
+                async move {
+                    release.acquire().await.unwrap().forget();
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap();
+    }
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    let mut ids = Vec::new();
+    for name in ["heavy", "heavy", "heavy", "light", "light", "light"] {
+        ids.push(workers.enqueue(name, None).await.unwrap());
+    }
+    let running = || async {
+        let filter = JobFilter {
+            states: vec![JobState::Running],
+            ..JobFilter::default()
+        };
+        workers.jobs(filter).await.unwrap().jobs
+    };
+    // Two run at once (the cap), of which at most one heavy (60 of 100 bytes).
+    while workers.running().await.unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Give the poller time to claim more, were it to.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let claimed = running().await;
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert!(
+        claimed.iter().filter(|job| job.worker == "heavy").count() <= 1,
+        "{claimed:?}"
+    );
+    release.add_permits(ids.len());
+    for id in &ids {
+        assert_eq!(
+            workers.await_job(id).await.unwrap().state,
+            JobState::Completed
+        );
+    }
+    workers.shutdown().await.unwrap();
+}

@@ -130,6 +130,20 @@ impl<W: Waiter> Admission<W> {
         self.memory_pool.load(Ordering::Relaxed)
     }
 
+    /// How many more runs the registry-wide cap lets start now (`usize::MAX` without a
+    /// cap), and how many bytes of the memory pool are free: what the durable queue
+    /// claims against.
+    pub(crate) fn free(&self) -> (usize, u64) {
+        let state = self.state();
+        let max = self.max_running();
+        let runs = if max == 0 {
+            usize::MAX
+        } else {
+            max.saturating_sub(state.running)
+        };
+        (runs, self.memory_pool().saturating_sub(state.memory))
+    }
+
     /// Whether runs of `definition` are limited, and so must come through here.
     pub(crate) fn limits(&self, definition: &W::Worker) -> bool {
         let options = definition.options();

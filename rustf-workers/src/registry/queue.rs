@@ -459,8 +459,16 @@ impl WorkerRegistry {
     }
 
     /// Each registered worker's name and how many of its jobs this process may claim
-    /// now, out of `room`.
+    /// now, out of `room`: within its concurrency cap and daemon limit, the registry's
+    /// `set_max_running`, and the free memory pool against its declared memory. (A hint:
+    /// the admission queue enforces the limits; a job claimed past them waits there,
+    /// leased.)
     pub(crate) fn job_room(&self, room: usize) -> Vec<(String, usize)> {
+        let (free_runs, free_memory) = self.inner.live.admission.free();
+        let room = room.min(free_runs);
+        if room == 0 {
+            return Vec::new();
+        }
         let catalog = self.inner.catalog.load();
         catalog
             .definitions
@@ -477,6 +485,11 @@ impl WorkerRegistry {
                 ) {
                     // Relaxed: a hint, as above; `launch` takes the slot exactly.
                     free = free.min(max.saturating_sub(definition.daemons.load(Ordering::Relaxed)));
+                }
+                let declared = definition.options.declared_memory();
+                if declared > 0 {
+                    let fits = usize::try_from(free_memory / declared).unwrap_or(usize::MAX);
+                    free = free.min(fits);
                 }
                 (free > 0).then(|| (definition.name.to_string(), free.min(room)))
             })
