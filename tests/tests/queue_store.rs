@@ -853,6 +853,17 @@ async fn cron_ticks_happen_once<F: StoreFactory>() {
         store.last_cron_tick("report").await.unwrap(),
         Some(tick + 60_000)
     );
+
+    // Pruning forgets old ticks but each worker's latest, which the next is counted from.
+    store.prune(T0, 0).await.unwrap();
+    assert_eq!(
+        store.last_cron_tick("report").await.unwrap(),
+        Some(tick + 60_000)
+    );
+    assert!(!store
+        .cron_tick(T0, "report", tick + 60_000, job("t2-again", "report"))
+        .await
+        .unwrap());
 }
 
 async fn cron_ticks_happen_once_across_racing_handles<F: StoreFactory>() {

@@ -142,7 +142,8 @@ pub trait JobStore: Send + Sync + 'static {
     fn delete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
 
     /// Deletes finished jobs that finished at or before `now_ms - older_than_ms` (with
-    /// `older_than_ms` 0, every finished job), and expired
+    /// `older_than_ms` 0, every finished job), the cron ticks recorded by then except
+    /// each worker's latest, and expired
     /// idempotency records; returns how many jobs.
     fn prune(&self, now_ms: i64, older_than_ms: u64) -> StoreFuture<'_, u64>;
 
@@ -154,9 +155,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// sleep until then; `None` if no job waits.
     fn next_due(&self, now_ms: i64) -> StoreFuture<'_, Option<i64>>;
 
-    /// Enqueues `job` for the cron tick `tick_ms` of `worker` exactly once, ever: returns
+    /// Enqueues `job` for the cron tick `tick_ms` of `worker` exactly once: returns
     /// `true` if this call recorded the tick (the job is then stored, unless its unique
-    /// key is held), `false` if the tick was recorded before, by anyone.
+    /// key is held), `false` if the tick was recorded before, by anyone. A tick's record
+    /// is kept until [`prune`](Self::prune) passes it, and each worker's latest for ever;
+    /// the engine never asks for a tick older than the latest one.
     fn cron_tick<'a>(
         &'a self,
         now_ms: i64,

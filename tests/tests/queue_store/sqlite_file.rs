@@ -244,3 +244,30 @@ async fn writes_batched_together_each_get_their_own_answer() {
         .unwrap();
     assert_eq!(claimed.len(), 1 + 45);
 }
+
+#[tokio::test]
+async fn pruning_forgets_old_cron_ticks_but_each_workers_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteQueue::open(path(&dir)).unwrap();
+    for (worker, tick) in [("a", 1_000), ("a", 2_000), ("a", 3_000), ("b", 1_000)] {
+        let job = NewJob::new(format!("{worker}-{tick}"), worker);
+        assert!(store.cron_tick(T0, worker, tick, job).await.unwrap());
+    }
+    let ticks = || {
+        let raw = rusqlite::Connection::open(path(&dir)).unwrap();
+        let mut stmt = raw
+            .prepare("SELECT worker, tick_ms FROM cron_ticks ORDER BY worker, tick_ms")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>()
+    };
+    // Recorded after the horizon: kept.
+    store.prune(T0 - 1, 0).await.unwrap();
+    assert_eq!(ticks().len(), 4);
+    store.prune(T0, 0).await.unwrap();
+    assert_eq!(ticks(), [("a".into(), 3_000), ("b".into(), 1_000)]);
+}

@@ -337,6 +337,7 @@ pub(super) fn prune(conn: &Connection, now: i64, older_than_ms: u64) -> Done<u64
     let pruned = conn
         .prepare_cached(PRUNE_FINISHED_JOBS)?
         .execute([horizon])?;
+    conn.prepare_cached(PRUNE_CRON_TICKS)?.execute([horizon])?;
     conn.prepare_cached(PRUNE_RUN_IDEMPOTENCY)?.execute([now])?;
     Ok(pruned as u64)
 }

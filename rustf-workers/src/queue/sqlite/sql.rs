@@ -222,6 +222,14 @@ pub(super) const PRUNE_FINISHED_JOBS: &str = "
     DELETE FROM jobs
     WHERE finished_at <= ?1 AND state IN ('completed', 'discarded', 'cancelled')";
 
+/// Forgets the cron ticks recorded at or before ?1, except each worker's latest, which
+/// the next tick is counted from. Index: the primary key of `cron_ticks`.
+pub(super) const PRUNE_CRON_TICKS: &str = "
+    DELETE FROM cron_ticks
+    WHERE recorded_at <= ?1
+      AND tick_ms < (SELECT max(latest.tick_ms) FROM cron_ticks AS latest
+                     WHERE latest.worker = cron_ticks.worker)";
+
 /// Forgets idempotency records of in-process runs that expired by ?1.
 pub(super) const PRUNE_RUN_IDEMPOTENCY: &str = "DELETE FROM run_idempotency WHERE expires_at <= ?1";
 
