@@ -158,11 +158,19 @@ enum Caller {
 enum Started {
     Own(Arc<Run>),
     Attached(Arc<Run>),
-    /// A durable call: to be stored first, with its payload given back.
-    Durable(Option<Value>),
+    /// A durable call: to be stored first, with its payload given back (boxed, so that
+    /// every other call's `Started` stays two words).
+    Durable(Box<Option<Value>>),
 }
 
 impl Started {
+    /// Out of line: the in-process path never pays for the box.
+    #[cold]
+    #[inline(never)]
+    fn durable(payload: Option<Value>) -> Self {
+        Started::Durable(Box::new(payload))
+    }
+
     fn into_handle(self) -> WorkerHandle {
         match self {
             Started::Own(run) => WorkerHandle::new(run),
@@ -406,9 +414,11 @@ impl WorkerRegistry {
     ) -> Result<WorkerHandle> {
         match self.start(name, payload, &options, Caller::Reads)? {
             // Boxed: the store's round trip would make every call's future larger.
-            Started::Durable(payload) => Box::pin(self.call_durable(name, payload, &options, true))
-                .await
-                .map(Started::into_handle),
+            Started::Durable(payload) => {
+                Box::pin(self.call_durable(name, *payload, &options, true))
+                    .await
+                    .map(Started::into_handle)
+            }
             started => Ok(started.into_handle()),
         }
     }
@@ -427,7 +437,7 @@ impl WorkerRegistry {
             .run_durable()
             .unwrap_or(definition.options.is_durable())
         {
-            return Ok(Started::Durable(payload));
+            return Ok(Started::durable(payload));
         }
         if let Some(check) = definition.check_payload {
             check(name, payload.as_ref())?;
@@ -559,11 +569,8 @@ impl WorkerRegistry {
                 })
                 .await
             }
-            Started::Durable(payload) => {
-                let options = CallOptions::new();
-                let started = Box::pin(self.call_durable(name, payload, &options, false)).await?;
-                started.into_handle().await_result().await
-            }
+            // Boxed, with its options inside: `run`'s own future stays as small as it was.
+            Started::Durable(payload) => Box::pin(self.run_durable(name, *payload)).await,
             attached => attached.into_handle().await_result().await,
         }
     }

@@ -413,6 +413,14 @@ impl WorkerRegistry {
         }
     }
 
+    /// `run` of a durable worker: stored, run here, awaited.
+    pub(super) async fn run_durable(&self, name: &str, payload: Option<Value>) -> Result<()> {
+        let started = self
+            .call_durable(name, payload, &CallOptions::new(), false)
+            .await?;
+        started.into_handle().await_result().await
+    }
+
     /// A handle's run for stored job `id`: its live run here, or a stand-in that ends with
     /// its stored outcome.
     async fn stored_job(&self, queue: &Arc<Runner>, id: &str) -> Result<Started> {
