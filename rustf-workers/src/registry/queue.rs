@@ -494,10 +494,9 @@ impl WorkerRegistry {
                     // Relaxed: a hint, as above; `launch` takes the slot exactly.
                     free = free.min(max.saturating_sub(definition.daemons.load(Ordering::Relaxed)));
                 }
-                let declared = definition.options.declared_memory();
-                if declared > 0 {
-                    let fits = usize::try_from(free_memory / declared).unwrap_or(usize::MAX);
-                    free = free.min(fits);
+                // Declared memory: as many as the free pool holds.
+                if let Some(fits) = free_memory.checked_div(definition.options.declared_memory()) {
+                    free = free.min(usize::try_from(fits).unwrap_or(usize::MAX));
                 }
                 (free > 0).then(|| (definition.name.to_string(), free.min(room)))
             })
