@@ -738,6 +738,47 @@ async fn cancel_waiting_and_running_jobs<F: StoreFactory>() {
         store.cancel(T0 + 3, "ghost").await.unwrap(),
         CancelOutcome::NotFound
     );
+
+    // A cancel asked while it runs is not forgotten when the attempt then fails and would
+    // retry, or is handed back by a shutdown: the job ends cancelled.
+    enqueue(
+        &store,
+        T0,
+        vec![job("fails", "w").max_attempts(5), job("handed", "w")],
+    )
+    .await;
+    for (id, outcome) in [
+        (
+            "fails",
+            FinishOutcome::Retry {
+                at_ms: T0 + 10,
+                error: "flaky".into(),
+            },
+        ),
+        ("handed", FinishOutcome::Requeue),
+    ] {
+        let claimed = claim_one(&store, T0 + 4, "w").await;
+        assert_eq!(claimed.id, id);
+        assert!(matches!(
+            store.cancel(T0 + 5, id).await.unwrap(),
+            CancelOutcome::Running { .. }
+        ));
+        let applied = store
+            .finish(T0 + 6, vec![finish(&claimed, outcome)])
+            .await
+            .unwrap();
+        assert_eq!(applied, [true]);
+        let got = store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.state, got.finished_at_ms),
+            (JobState::Cancelled, Some(T0 + 6))
+        );
+    }
+    assert!(store
+        .claim(T0 + 60, request("node-a", &[("w", 9)], 9))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn retry_delete_and_prune<F: StoreFactory>() {

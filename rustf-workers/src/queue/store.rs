@@ -81,7 +81,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// epoch; returns, in order, which applied.
     ///
     /// Every error is appended to the job's errors. A job that completes with an
-    /// idempotency key answers later enqueues with that key.
+    /// idempotency key answers later enqueues with that key. A job whose cancel was asked
+    /// while it ran ([`cancel`](Self::cancel) answered `Running`) and whose attempt then
+    /// ends with a retry or a hand-back is `Cancelled` instead: a cancel once answered is
+    /// never forgotten.
     fn finish(&self, now_ms: i64, finishes: Vec<Finish>) -> StoreFuture<'_, Vec<bool>>;
 
     /// Extends the leases of `owner`'s running jobs `(id, epoch)` to `now_ms + lease_ms`,

@@ -78,10 +78,13 @@ pub(super) const COMPLETE_JOB: &str = "
     SET state = 'completed', finished_at = ?3, owner = NULL, lease_until = NULL
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
 
-/// Stores a failed attempt's error ?4 (at ?3) and its next attempt's due time ?5.
+/// Stores a failed attempt's error ?4 (at ?3) and its next attempt's due time ?5; a job
+/// whose cancel was asked while it ran is cancelled instead (the cancel was answered).
 pub(super) const SCHEDULE_RETRY: &str = "
     UPDATE jobs
-    SET state = 'retrying', run_at = ?5, owner = NULL, lease_until = NULL,
+    SET state = CASE cancel_requested WHEN 1 THEN 'cancelled' ELSE 'retrying' END,
+        finished_at = CASE cancel_requested WHEN 1 THEN ?3 ELSE finished_at END,
+        run_at = ?5, owner = NULL, lease_until = NULL,
         errors = json_insert(errors, '$[#]',
                              json_object('attempt', attempt, 'error', ?4, 'at_ms', ?3))
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
@@ -94,11 +97,13 @@ pub(super) const END_JOB_WITH_ERROR: &str = "
                              json_object('attempt', attempt, 'error', ?4, 'at_ms', ?3))
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
 
-/// Hands a running job back, due at ?3, its attempt not counted (shutdown stopped it).
+/// Hands a running job back, due at ?3, its attempt not counted (shutdown stopped it);
+/// a job whose cancel was asked while it ran is cancelled instead.
 pub(super) const REQUEUE_JOB: &str = "
     UPDATE jobs
-    SET state = 'available', run_at = ?3, attempt = attempt - 1,
-        owner = NULL, lease_until = NULL
+    SET state = CASE cancel_requested WHEN 1 THEN 'cancelled' ELSE 'available' END,
+        finished_at = CASE cancel_requested WHEN 1 THEN ?3 ELSE finished_at END,
+        run_at = ?3, attempt = attempt - 1, owner = NULL, lease_until = NULL
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
 
 /// Extends to ?4 the lease of owner ?3 on job ?1 under epoch ?2.
