@@ -5,11 +5,12 @@
 //! `queue-stress-node <db> <log> <node> <lease_ms>` runs the jobs of three workers until
 //! SIGINT, then shuts down (handing back what still runs):
 //!
-//! - `chaos` (backoff 20 ms to 200 ms): its payload `{"kind", "ms", "bad_until"}` says
-//!   what an attempt does. Attempts up to `bad_until` misbehave as `kind` says: `fail`
-//!   returns an error after `ms`, `panic` panics after `ms`, `timeout` sleeps past any
-//!   job timeout; later attempts, and every attempt of kind `ok`, sleep `ms` and succeed.
-//!   Kind `cancel` sleeps until it is cancelled.
+//! - `chaos` (backoff 20 ms to 200 ms): its payload `{"kind", "ms", "bad_until",
+//!   "tail_ms"}` says what an attempt does. Attempts up to `bad_until` misbehave as
+//!   `kind` says: `fail` returns an error after `ms`, `panic` panics after `ms`, `timeout`
+//!   sleeps past any job timeout; later attempts, and every attempt of kind `ok`, sleep
+//!   `ms`, log `done` (the side effect), and return success `tail_ms` later. Kind
+//!   `cancel` sleeps until it is cancelled.
 //! - `capped` (concurrency 1) and `slow`: attempt `n` sleeps `ms[n - 1]` (the last entry
 //!   for later attempts) and succeeds.
 //!
@@ -109,6 +110,10 @@ async fn chaos(ctx: WorkerContext, log: Log) -> Result<()> {
         _ => {
             ctx.sleep(ms).await;
             run.done();
+            // A kill in the tail leaves the job done but its outcome unstored, as a kill
+            // between the handler's return and the stored outcome does, in a wider window.
+            ctx.sleep(Duration::from_millis(p["tail_ms"].as_u64().unwrap_or(0)))
+                .await;
             Ok(())
         }
     }
