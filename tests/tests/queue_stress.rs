@@ -173,7 +173,7 @@ fn entry(what: &str, attempt: u32, node: &str) -> (String, u32, String) {
 /// The test's own side of the file: it enqueues, cancels and reads, and runs nothing.
 async fn client(dir: &Path) -> (WorkerRegistry, SqliteQueue) {
     let workers = WorkerRegistry::new();
-    for name in ["chaos", "capped", "slow"] {
+    for name in ["chaos", "capped", "slow", "fails-once-cancelled"] {
         // The nodes run them; here they only need to exist for `enqueue`.
         workers
             .register(name, |_ctx| async { Ok(()) })
@@ -819,4 +819,44 @@ async fn a_node_stopped_past_its_lease_is_refused_its_late_outcome_and_its_run_i
     );
     let after = store.get(&id).await.unwrap().unwrap();
     assert_eq!(after, by_b, "the stored record is still B's completion");
+}
+
+// ---- 4. a cancel asked while a job runs ----------------------------------------------
+
+/// `cancel(id)` of a running job is stored for its owner to act on at its next
+/// heartbeat. An attempt that fails before that heartbeat must not make the job run again
+/// as if nobody had asked: the cancel was answered `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_asked_while_a_job_runs_is_not_forgotten_when_the_attempt_then_fails() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (workers, store) = client(dir.path()).await;
+    // Heartbeats every second: the attempt fails well before the next one.
+    let mut a = Node::start(dir.path(), "a", 3000);
+    let id = workers
+        .enqueue_with("fails-once-cancelled", None, JobOptions::new().retries(3))
+        .await
+        .unwrap();
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to start");
+    while !read_log(dir.path()).iter().any(|l| l.what == "start") {
+        deadline.tick().await;
+    }
+    workers
+        .cancel(&id)
+        .await
+        .expect("a running job's cancel is taken");
+
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to finish");
+    while !store.get(&id).await.unwrap().unwrap().state.is_finished() {
+        deadline.tick().await;
+    }
+    a.shut_down(Duration::from_secs(10)).await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    let log = summary(&lines_of(&read_log(dir.path()), &id));
+    assert_eq!(
+        (job.state, job.attempt),
+        (JobState::Cancelled, 1),
+        "cancelled, yet run again: {log:?}\n{job:?}"
+    );
+    assert_eq!(log, [entry("start", 1, "a"), entry("end", 1, "a")]);
 }

@@ -2,7 +2,7 @@
 //! `tests/tests/queue_stress.rs`: several of them share one file, and the test kills them
 //! (SIGKILL), stops them (SIGSTOP) and starts new ones while they run jobs.
 //!
-//! `queue-stress-node <db> <log> <node> <lease_ms>` runs the jobs of three workers until
+//! `queue-stress-node <db> <log> <node> <lease_ms>` runs the jobs of four workers until
 //! SIGINT, then shuts down (handing back what still runs):
 //!
 //! - `chaos` (backoff 20 ms to 200 ms): its payload `{"kind", "ms", "bad_until",
@@ -13,6 +13,9 @@
 //!   `cancel` sleeps until it is cancelled.
 //! - `capped` (concurrency 1) and `slow`: attempt `n` sleeps `ms[n - 1]` (the last entry
 //!   for later attempts) and succeeds.
+//! - `fails-once-cancelled` (backoff 20 ms): its first attempt waits until a cancel of
+//!   its job is stored (it reads the store), then fails at once, before the heartbeat
+//!   that would stop it; later attempts succeed.
 //!
 //! Each attempt appends to `<log>` a line `start <id> <attempt> <node> <µs>` as it
 //! begins, `done <id> <attempt> <node> <µs>` just before it returns success, and
@@ -27,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustf_workers::prelude::*;
-use rustf_workers::queue::{QueueOptions, SqliteQueue};
+use rustf_workers::queue::{JobStore, QueueOptions, SqliteQueue};
 use rustf_workers::{WorkerOptions, WorkerRegistry};
 
 /// The side-effect log, shared by this process's runs.
@@ -137,6 +140,21 @@ async fn sleepy(ctx: WorkerContext, log: Log) -> Result<()> {
     Ok(())
 }
 
+async fn fails_once_cancelled(ctx: WorkerContext, log: Log, store: SqliteQueue) -> Result<()> {
+    let run = log.attempt(&ctx);
+    if run.attempt == 1 {
+        loop {
+            let job = store.get(ctx.run_id()).await?;
+            if job.is_some_and(|job| job.cancel_requested) {
+                return Err(Error::internal("failed on purpose, its cancel requested"));
+            }
+            ctx.sleep(Duration::from_millis(5)).await;
+        }
+    }
+    run.done();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -175,14 +193,24 @@ async fn main() -> Result<()> {
             sleepy(ctx, capped_log.clone())
         })
         .await?;
+    let slow_log = log.clone();
     workers
-        .register("slow", move |ctx| sleepy(ctx, log.clone()))
+        .register("slow", move |ctx| sleepy(ctx, slow_log.clone()))
+        .await?;
+    let store = SqliteQueue::open(db)?;
+    let reader = store.clone();
+    workers
+        .register_with(
+            "fails-once-cancelled",
+            WorkerOptions::new().backoff(Duration::from_millis(20), Duration::from_millis(20)),
+            move |ctx| fails_once_cancelled(ctx, log.clone(), reader.clone()),
+        )
         .await?;
     let options = QueueOptions::new()
         .concurrency(8)
         .lease(lease)
         .poll_interval(Duration::from_millis(20));
-    workers.use_queue_with(SqliteQueue::open(db)?, options)?;
+    workers.use_queue_with(store, options)?;
     tokio::signal::ctrl_c().await?;
     workers.shutdown().await
 }
