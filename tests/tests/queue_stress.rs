@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +35,7 @@ fn now_us() -> u64 {
 /// no process behind (a stopped one included: SIGKILL ends it too).
 struct Node {
     name: String,
+    dir: PathBuf,
     child: Child,
     /// When the test killed it (after it was reaped), in µs since the epoch.
     killed_at_us: Option<u64>,
@@ -42,8 +43,17 @@ struct Node {
 
 impl Node {
     fn start(dir: &Path, name: &str, lease_ms: u64) -> Node {
+        Self::start_with(dir, name, lease_ms, None)
+    }
+
+    /// With a shutdown grace period of `grace_ms` instead of the default.
+    fn start_with(dir: &Path, name: &str, lease_ms: u64, grace_ms: Option<u64>) -> Node {
         let stderr = File::create(dir.join(format!("{name}.stderr"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_queue-stress-node"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_queue-stress-node"));
+        if let Some(grace) = grace_ms {
+            command.env("QUEUE_NODE_GRACE_MS", grace.to_string());
+        }
+        let child = command
             .arg(dir.join("jobs.db"))
             .arg(dir.join("log.txt"))
             .arg(name)
@@ -55,6 +65,7 @@ impl Node {
             .expect("queue-stress-node starts");
         Node {
             name: name.to_owned(),
+            dir: dir.to_owned(),
             child,
             killed_at_us: None,
         }
@@ -79,7 +90,28 @@ impl Node {
     /// SIGINT: the node shuts down (hands back what runs, stores every outcome) and
     /// exits; waits up to `within` for it.
     async fn shut_down(&mut self, within: Duration) {
+        self.interrupt().await;
+        self.exited(within).await;
+    }
+
+    /// SIGINT, once the node is ready for it: it starts shutting down.
+    async fn interrupt(&self) {
+        let ready = Deadline::new(
+            Duration::from_secs(10),
+            format!("node {} to be ready", self.name),
+        );
+        while !self
+            .dir
+            .join(format!("log.txt.{}.ready", self.name))
+            .exists()
+        {
+            ready.tick().await;
+        }
         self.signal("INT");
+    }
+
+    /// Waits up to `within` for the node to exit, successfully.
+    async fn exited(&mut self, within: Duration) {
         let deadline = Deadline::new(within, format!("node {} to shut down", self.name));
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -857,6 +889,102 @@ async fn a_cancel_asked_while_a_job_runs_is_not_forgotten_when_the_attempt_then_
         (job.state, job.attempt),
         (JobState::Cancelled, 1),
         "cancelled, yet run again: {log:?}\n{job:?}"
+    );
+    assert_eq!(log, [entry("start", 1, "a"), entry("end", 1, "a")]);
+}
+
+/// The same cancel, when the owner shuts down before its next heartbeat and its grace
+/// period ends before the job does: the job must not be handed back to run again
+/// elsewhere (it is not: shutdown's last heartbeat acts on the cancel first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_asked_while_a_job_runs_is_not_forgotten_when_shutdown_hands_the_job_back() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (workers, store) = client(dir.path()).await;
+    // A heartbeat every 10 s, a grace period of 50 ms: shutdown hands the job back long
+    // before A's heartbeat could see the cancel.
+    let mut a = Node::start_with(dir.path(), "a", 30_000, Some(50));
+    let id = workers
+        .enqueue("slow", Some(json!({ "ms": [60_000, 100] })))
+        .await
+        .unwrap();
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to start");
+    while !read_log(dir.path()).iter().any(|l| l.what == "start") {
+        deadline.tick().await;
+    }
+    workers
+        .cancel(&id)
+        .await
+        .expect("a running job's cancel is taken");
+    a.shut_down(Duration::from_secs(10)).await;
+    let handed_back = store.get(&id).await.unwrap().unwrap();
+
+    // A job handed back would start again in B (as its attempt 1, a minute long).
+    let mut b = Node::start_with(dir.path(), "b", SURVIVOR_LEASE_MS, Some(50));
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to finish");
+    while !store.get(&id).await.unwrap().unwrap().state.is_finished()
+        && !read_log(dir.path()).iter().any(|l| l.node == "b")
+    {
+        deadline.tick().await;
+    }
+    b.shut_down(Duration::from_secs(10)).await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    let log = summary(&lines_of(&read_log(dir.path()), &id));
+    assert_eq!(
+        job.state,
+        JobState::Cancelled,
+        "cancelled, yet run again: {log:?}\nafter A's shutdown: {handed_back:?}\nat the end: {job:?}"
+    );
+    assert_eq!(log, [entry("start", 1, "a"), entry("end", 1, "a")]);
+}
+
+/// The same cancel, asked while the owner is shutting down, after the heartbeat that
+/// shutdown starts with and before its grace period ends: the job is handed back to the
+/// store, and the next process must not run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_asked_during_the_owners_shutdown_grace_is_not_forgotten_when_it_hands_the_job_back(
+) {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (workers, store) = client(dir.path()).await;
+    // A heartbeat every 10 s, a grace period of 1 s: no heartbeat comes between the
+    // cancel and the hand-back.
+    let mut a = Node::start_with(dir.path(), "a", 30_000, Some(1000));
+    let id = workers
+        .enqueue("slow", Some(json!({ "ms": [60_000, 100] })))
+        .await
+        .unwrap();
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to start");
+    while !read_log(dir.path()).iter().any(|l| l.what == "start") {
+        deadline.tick().await;
+    }
+    a.interrupt().await;
+    // Pacing, into the grace period: past shutdown's first heartbeat, well before its end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    workers
+        .cancel(&id)
+        .await
+        .expect("a running job's cancel is taken");
+    let asked = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(asked.state, JobState::Running, "{asked:?}");
+    a.exited(Duration::from_secs(10)).await;
+    let handed_back = store.get(&id).await.unwrap().unwrap();
+
+    // A job handed back would start again in B (as its attempt 1, a minute long).
+    let mut b = Node::start_with(dir.path(), "b", SURVIVOR_LEASE_MS, Some(50));
+    let deadline = Deadline::new(Duration::from_secs(10), "the job to finish");
+    while !store.get(&id).await.unwrap().unwrap().state.is_finished()
+        && !read_log(dir.path()).iter().any(|l| l.node == "b")
+    {
+        deadline.tick().await;
+    }
+    b.shut_down(Duration::from_secs(10)).await;
+    let job = store.get(&id).await.unwrap().unwrap();
+    let log = summary(&lines_of(&read_log(dir.path()), &id));
+    assert_eq!(
+        job.state,
+        JobState::Cancelled,
+        "cancelled, yet run again: {log:?}\nafter A's shutdown: {handed_back:?}\nat the end: {job:?}"
     );
     assert_eq!(log, [entry("start", 1, "a"), entry("end", 1, "a")]);
 }

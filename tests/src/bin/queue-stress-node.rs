@@ -3,7 +3,8 @@
 //! (SIGKILL), stops them (SIGSTOP) and starts new ones while they run jobs.
 //!
 //! `queue-stress-node <db> <log> <node> <lease_ms>` runs the jobs of four workers until
-//! SIGINT, then shuts down (handing back what still runs):
+//! SIGINT (once it has created `<log>.<node>.ready`), then shuts down (handing back what still runs after the grace period, or
+//! `QUEUE_NODE_GRACE_MS` if set):
 //!
 //! - `chaos` (backoff 20 ms to 200 ms): its payload `{"kind", "ms", "bad_until",
 //!   "tail_ms"}` says what an attempt does. Attempts up to `bad_until` misbehave as
@@ -32,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustf_workers::prelude::*;
 use rustf_workers::queue::{JobStore, QueueOptions, SqliteQueue};
 use rustf_workers::{WorkerOptions, WorkerRegistry};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// The side-effect log, shared by this process's runs.
 #[derive(Clone)]
@@ -158,14 +160,16 @@ async fn fails_once_cancelled(ctx: WorkerContext, log: Log, store: SqliteQueue) 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, db, log, node, lease_ms] = &args[..] else {
+    let [_, db, log_path, node, lease_ms] = &args[..] else {
         panic!("usage: queue-stress-node <db> <log> <node> <lease_ms>");
     };
+    // From here on SIGINT shuts down; `<log>.<node>.ready` tells the test so.
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let lease = Duration::from_millis(lease_ms.parse().expect("lease_ms is a number"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log)?;
+        .open(log_path)?;
     let log = Log {
         file: Arc::new(file),
         node: node.as_str().into(),
@@ -179,6 +183,10 @@ async fn main() -> Result<()> {
     }));
 
     let workers = WorkerRegistry::new();
+    if let Ok(grace) = std::env::var("QUEUE_NODE_GRACE_MS") {
+        let grace = grace.parse().expect("QUEUE_NODE_GRACE_MS is a number");
+        workers.set_shutdown_grace(Duration::from_millis(grace));
+    }
     let chaos_log = log.clone();
     workers
         .register_with(
@@ -211,6 +219,7 @@ async fn main() -> Result<()> {
         .lease(lease)
         .poll_interval(Duration::from_millis(20));
     workers.use_queue_with(store, options)?;
-    tokio::signal::ctrl_c().await?;
+    File::create(format!("{log_path}.{node}.ready"))?;
+    interrupt.recv().await;
     workers.shutdown().await
 }
