@@ -507,16 +507,27 @@ async fn a_process_claims_no_more_than_its_running_cap_and_memory_pool_allow() {
             .await
             .unwrap();
     }
-    workers
+    // All due before the first claim, stored by another process (that runs nothing).
+    let path = dir.path().join("jobs.db");
+    let producer = WorkerRegistry::new();
+    for name in ["heavy", "light"] {
+        producer
+            .register(name, |_ctx| async { Ok(()) })
+            .await
+            .unwrap();
+    }
+    producer
         .use_queue_with(
-            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
-            options(),
+            SqliteQueue::open(&path).unwrap(),
+            QueueOptions::new().runs_jobs(false),
         )
         .unwrap();
-    let mut ids = Vec::new();
-    for name in ["heavy", "heavy", "heavy", "light", "light", "light"] {
-        ids.push(workers.enqueue(name, None).await.unwrap());
-    }
+    let jobs = ["heavy", "heavy", "heavy", "light", "light", "light"]
+        .map(|name| (name, None, JobOptions::new()));
+    let ids = producer.enqueue_many(jobs).await.unwrap();
+    workers
+        .use_queue_with(SqliteQueue::open(&path).unwrap(), options())
+        .unwrap();
     let running = || async {
         let filter = JobFilter {
             states: vec![JobState::Running],

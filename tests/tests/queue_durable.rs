@@ -555,3 +555,95 @@ async fn a_stored_daemon_that_returns_when_shutdown_asks_is_handed_back_not_comp
     assert_eq!(stored.checkpoint, Some(json!({ "at": 1 })));
     assert_eq!(workers.job(&job).await.unwrap().state, JobState::Completed);
 }
+
+#[tokio::test]
+async fn a_durable_call_dropped_while_its_job_is_stored_leaves_nothing_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let ran = Arc::new(AtomicU32::new(0));
+    let count = Arc::clone(&ran);
+    workers
+        .register("quick", move |ctx| {
+            let count = Arc::clone(&count);
+            async move {
+                ctx.emit(json!("nobody reads this"))?;
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    // Polled once (the store write is under way), then dropped, as a timeout or a client
+    // that went away would.
+    {
+        let call = workers.call_with("quick", None, durable());
+        let mut call = std::pin::pin!(call);
+        assert!(futures::poll!(call.as_mut()).is_pending());
+    }
+    // The job was stored, ran once and its outcome was stored, and shutdown does not wait
+    // on a claim that never ended.
+    let id = loop {
+        if let Some(job) = workers.jobs(Default::default()).await.unwrap().jobs.pop() {
+            break job.id;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let job = workers.await_job(&id).await.unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Completed, 1));
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    tokio::time::timeout(Duration::from_secs(5), workers.shutdown())
+        .await
+        .expect("shutdown returns")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_durable_call_refused_by_the_daemon_limit_waits_stored_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    workers
+        .register_with(
+            "singleton",
+            WorkerOptions::new().daemon(true).max_daemons(1),
+            |ctx| async move {
+                ctx.cancelled().await;
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options(),
+        )
+        .unwrap();
+    let first = workers
+        .call_with("singleton", None, durable())
+        .await
+        .unwrap();
+    let second = workers
+        .call_with("singleton", None, durable())
+        .await
+        .unwrap();
+    // Stored and handed back: not running, and the handle follows it in the store.
+    let stored = workers.job(second.id()).await.unwrap();
+    assert_eq!((stored.state, stored.attempt), (JobState::Available, 0));
+    assert!(!second.is_finished());
+    // The slot frees: the waiting daemon runs, here, and its handle sees it through.
+    let second_id = second.id().to_owned();
+    workers.cancel(first.id()).await.unwrap();
+    until_state(&workers, &second_id, JobState::Running).await;
+    workers.cancel(&second_id).await.unwrap();
+    match second.await_result().await.unwrap_err() {
+        Error::JobFailed { state, .. } => assert_eq!(state, JobState::Cancelled),
+        other => panic!("expected JobFailed, got {other}"),
+    }
+    workers.shutdown().await.unwrap();
+}

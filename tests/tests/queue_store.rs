@@ -770,8 +770,9 @@ async fn cancel_waiting_and_running_jobs<F: StoreFactory>() {
         assert_eq!(applied, [true]);
         let got = store.get(id).await.unwrap().unwrap();
         assert_eq!(
-            (got.state, got.finished_at_ms),
-            (JobState::Cancelled, Some(T0 + 6))
+            (got.state, got.finished_at_ms, got.attempt),
+            (JobState::Cancelled, Some(T0 + 6), 1),
+            "{id}: its attempt counted, as the cancel stopped it"
         );
     }
     assert!(store

@@ -161,7 +161,11 @@ pub(super) async fn metrics(State(http): Shared) -> Response {
     let jobs = match http.registry.job_counts().await {
         Ok(counts) => counts,
         Err(Error::NoQueue) => Vec::new(),
-        Err(err) => return error(&err),
+        // The in-process metrics matter most when the store is down: served without it.
+        Err(err) => {
+            log::warn!(target: "rustf_workers::http", "/metrics without job counts: {err}");
+            Vec::new()
+        }
     };
     match exposition::render(&http.registry, jobs) {
         Ok(text) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], text).into_response(),

@@ -33,7 +33,7 @@ pub use job::{
     JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
 pub use runner::QueueOptions;
-pub(crate) use runner::{Runner, StoredJobSink};
+pub(crate) use runner::{Called, Runner, StoredJobSink};
 pub use state::JobState;
 pub use store::{JobStore, LOST_ATTEMPTS_ALLOWED};
 

@@ -56,8 +56,10 @@ impl QueueOptions {
         Self::default()
     }
 
-    /// How many stored jobs this process runs at once (workers' own concurrency caps
-    /// apply too). Default 16.
+    /// How many stored jobs this process claims to run at once (workers' own concurrency
+    /// caps, the registry's `set_max_running` and its memory pool apply too). Durable
+    /// calls made here count against it, but run whatever it says, as calls do.
+    /// Default 16.
     pub fn concurrency(mut self, jobs: usize) -> Self {
         self.concurrency = jobs.max(1);
         self
@@ -201,7 +203,7 @@ impl Runner {
         self.stopped.notify_waiters();
     }
 
-    fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
@@ -277,19 +279,19 @@ impl Runner {
         if room == 0 || registry.is_shutting_down() {
             return Ok(0);
         }
-        let workers = registry.job_room(room);
+        let (limit, workers) = registry.job_room(room);
         if workers.is_empty() {
             return Ok(0);
         }
         let request = ClaimRequest {
             owner: self.owner.clone(),
             workers,
-            limit: room,
+            limit,
             lease_ms: millis(self.options.lease),
         };
         // Counted while under way, so that `flush` waits for a claim that shutdown began
         // during: its jobs are handed back before `shutdown` returns.
-        self.claiming.fetch_add(1, Ordering::SeqCst);
+        let claiming = Claiming::new(self);
         let claimed = self.store.claim(self.clock.now_ms(), request).await;
         let started = claimed.map(|jobs| {
             let mut started = 0;
@@ -304,8 +306,7 @@ impl Runner {
             }
             started
         });
-        self.claiming.fetch_sub(1, Ordering::SeqCst);
-        self.written.notify_waiters();
+        drop(claiming);
         started
     }
 
@@ -353,26 +354,80 @@ impl Runner {
         Err(refused)
     }
 
-    /// Stores `job` and claims it for this process in one write: a durable call.
-    pub(crate) async fn enqueue_claimed(&self, job: NewJob) -> Result<EnqueueClaim> {
-        // Counted as a claim, so that `flush` waits for it: a job claimed as shutdown
-        // begins is handed back before `shutdown` returns.
-        self.claiming.fetch_add(1, Ordering::SeqCst);
-        let claim = self
+    /// A durable call: stores `job`, claims it for this process in the same write, and
+    /// starts it here (its messages kept for a reader when `read`). On a task of its own,
+    /// so that a caller dropped while the store writes leaves nothing half done: the job
+    /// then runs with nobody reading it.
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        registry: crate::WorkerRegistry,
+        job: NewJob,
+        read: bool,
+    ) -> Result<Called> {
+        let (answer, called) = tokio::sync::oneshot::channel();
+        let runner = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = runner.store_and_start(&registry, job, read).await;
+            if let Err(Ok(Called::Started(run))) = answer.send(started) {
+                // The caller is gone: its messages are not to be kept for it.
+                if read {
+                    drop(run.detach());
+                }
+            }
+        });
+        called
+            .await
+            .unwrap_or_else(|_| Err(Error::internal("a durable call's task ended early")))
+    }
+
+    async fn store_and_start(
+        self: &Arc<Self>,
+        registry: &crate::WorkerRegistry,
+        job: NewJob,
+        read: bool,
+    ) -> Result<Called> {
+        // Counted until the job runs or its hand-back is sent, so that `flush` waits for
+        // a call that shutdown began during.
+        let _claiming = Claiming::new(self);
+        let lease = millis(self.options.lease);
+        let stored = self
             .store
-            .enqueue_claimed(
-                self.clock.now_ms(),
-                &self.owner,
-                millis(self.options.lease),
-                job,
-            )
-            .await;
-        if let Ok(EnqueueClaim::Claimed(job)) = &claim {
-            self.leased().insert(job.id.clone(), job.epoch);
+            .enqueue_claimed(self.clock.now_ms(), &self.owner, lease, job)
+            .await?;
+        let job = match stored {
+            EnqueueClaim::Existing(id) => return Ok(Called::Existing(id)),
+            EnqueueClaim::Claimed(job) => *job,
+        };
+        let id = job.id.clone();
+        self.leased().insert(id.clone(), job.epoch);
+        match self.start_claimed(registry, job, read) {
+            Ok(run) => Ok(Called::Started(run)),
+            // Handed back to the queue: it runs when a process has room.
+            Err(refused)
+                if refused.is_queue_full()
+                    || refused.is_shutting_down()
+                    || matches!(refused, Error::DaemonLimit { .. }) =>
+            {
+                Ok(Called::Waiting(id))
+            }
+            Err(refused) => Err(refused),
         }
-        self.claiming.fetch_sub(1, Ordering::SeqCst);
-        self.written.notify_waiters();
-        claim
+    }
+
+    /// The lease of job `id` under `epoch` was taken over: forget it, and stop its run
+    /// here, whose writes the store now refuses.
+    fn lease_lost(&self, registry: &crate::WorkerRegistry, id: &str, epoch: u64) {
+        log::warn!(
+            target: "rustf_workers::queue",
+            "[job:{id}] lease lost: cancelling its run here",
+        );
+        {
+            let mut leased = self.leased();
+            if leased.get(id) == Some(&epoch) {
+                leased.remove(id);
+            }
+        }
+        registry.cancel_local(id);
     }
 
     /// Cancels stored job `id` that does not run here: a waiting one at once, a running
@@ -410,16 +465,11 @@ impl Runner {
                     millis(self.options.lease),
                 )
                 .await?;
-            for ((id, _), kept) in leases.into_iter().zip(kept) {
+            for ((id, epoch), kept) in leases.into_iter().zip(kept) {
                 if !kept {
                     // Rescued and maybe given to another process: this run's writes would
                     // be refused; it stops here.
-                    log::warn!(
-                        target: "rustf_workers::queue",
-                        "[job:{id}] lease lost: cancelling its run here",
-                    );
-                    self.leased().remove(&id);
-                    registry.cancel_local(&id);
+                    self.lease_lost(&registry, &id, epoch);
                 }
             }
         }
@@ -450,16 +500,23 @@ impl Runner {
                     continue;
                 };
                 if stored.get(&id) != Some(&progress) {
-                    stored.insert(id.clone(), progress.clone());
                     moved.push((id, epoch, progress));
                 }
             }
         }
+        // Each one on its own: a write that fails is tried again at the next beat, and
+        // does not keep the others from being stored.
+        let mut failed = None;
         for (id, epoch, progress) in moved {
             let value = serde_json::to_value(&progress)?;
-            self.store.progress(&id, epoch, value).await?;
+            match self.store.progress(&id, epoch, value).await {
+                Ok(_) => {
+                    self.stored_progress().insert(id, progress);
+                }
+                Err(err) => failed = Some(err),
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     fn stored_progress(&self) -> MutexGuard<'_, HashMap<String, crate::Progress>> {
@@ -467,6 +524,34 @@ impl Runner {
         self.stored_progress
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a durable call became.
+pub(crate) enum Called {
+    /// It runs here: this is its run.
+    Started(Arc<Run>),
+    /// Stored and handed back (shutdown began, a full admission queue, the daemon limit):
+    /// it runs when a process has room.
+    Waiting(String),
+    /// A key matched the stored job with this id: nothing was stored.
+    Existing(String),
+}
+
+/// A claim under way, counted for `flush` until dropped, a dropped future's included.
+struct Claiming<'a>(&'a Runner);
+
+impl<'a> Claiming<'a> {
+    fn new(runner: &'a Runner) -> Self {
+        runner.claiming.fetch_add(1, Ordering::SeqCst);
+        Self(runner)
+    }
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.claiming.fetch_sub(1, Ordering::SeqCst);
+        self.0.written.notify_waiters();
     }
 }
 
@@ -536,9 +621,8 @@ impl RunSink for JobSink {
             epoch: self.epoch,
             outcome,
         });
-        // The store removes a job's checkpoint with its finished outcome, and only then: a
-        // run whose lease was taken over must not remove the checkpoint its successor
-        // resumes from.
+        // A job's checkpoint stays with its record (a retried job resumes from it); a run
+        // whose lease was taken over must not remove what its successor resumes from.
         true
     }
 
@@ -554,6 +638,9 @@ impl RunSink for JobSink {
                 .save_checkpoint(run.id(), self.epoch, value.clone())
                 .await?;
             if !saved {
+                if let Some(registry) = self.runner.registry.upgrade() {
+                    self.runner.lease_lost(&registry, run.id(), self.epoch);
+                }
                 return Err(Error::LeaseLost {
                     id: run.id().to_owned(),
                 });
@@ -581,7 +668,17 @@ impl RunSink for StoredJobSink {
     }
 
     fn cancel_elsewhere<'a>(&'a self, run: &'a Run) -> Option<StoreFuture<'a, ()>> {
-        Some(Box::pin(self.runner.cancel_stored(run.id())))
+        Some(Box::pin(async move {
+            // Claimed here since the stand-in was made: stopped here at once.
+            if let Some(registry) = self.runner.registry.upgrade() {
+                if let Ok(live) = registry.live_run(run.id()) {
+                    if crate::run::driver::cancel(&live, CancelReason::Requested) {
+                        return Ok(());
+                    }
+                }
+            }
+            self.runner.cancel_stored(run.id()).await
+        }))
     }
 }
 
@@ -642,7 +739,8 @@ async fn heartbeat(runner: Arc<Runner>) {
             log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
         }
         let gone = runner.registry.upgrade().is_none();
-        if gone || (runner.is_stopping() && runner.leased().is_empty()) {
+        let claiming = runner.claiming.load(Ordering::SeqCst);
+        if gone || (runner.is_stopping() && runner.leased().is_empty() && claiming == 0) {
             return;
         }
         if beats.is_multiple_of(3) {

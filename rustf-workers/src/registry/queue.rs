@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Started, WeakRegistry, WorkerRegistry};
 use crate::queue::{
-    ClaimedJob, EnqueueClaim, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
+    Called, ClaimedJob, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
     QueueOptions, Runner, StoredJobSink,
 };
 use crate::run::definition::Definition;
@@ -59,12 +59,12 @@ impl WorkerRegistry {
                 "this registry already has a durable queue",
             ));
         }
-        // Before any run starts: runs started from now on keep their checkpoints there.
-        self.set_checkpoint_store(queue.clone());
         let weak = WeakRegistry(Arc::downgrade(&self.inner));
         let store: Arc<dyn JobStore> = Arc::new(queue.clone());
         let mut started = None;
         self.inner.queue.get_or_init(|| {
+            // Before any claim: runs started from now on keep their checkpoints there.
+            self.set_checkpoint_store(queue);
             let runner = Runner::start(store, weak, options);
             started = Some(Arc::clone(&runner));
             runner
@@ -396,20 +396,11 @@ impl WorkerRegistry {
             job_options = job_options.idempotency_key(key);
         }
         let job = self.new_job(&queue, queue.clock.now_ms(), name, payload, &job_options)?;
-        match queue.enqueue_claimed(job).await? {
-            EnqueueClaim::Claimed(job) => {
-                let id = job.id.clone();
-                match queue.start_claimed(self, *job, read) {
-                    Ok(run) => Ok(Started::Own(run)),
-                    // Stored, and handed back to the queue: it runs when a process has
-                    // room, and the handle waits for it.
-                    Err(refused) if refused.is_queue_full() || refused.is_shutting_down() => {
-                        self.stored_job(&queue, &id).await
-                    }
-                    Err(refused) => Err(refused),
-                }
-            }
-            EnqueueClaim::Existing(id) => self.stored_job(&queue, &id).await,
+        match queue.call(self.clone(), job, read).await? {
+            Called::Started(run) => Ok(Started::Own(run)),
+            // Stored and waiting (handed back, or another job's): the handle follows the
+            // stored job.
+            Called::Waiting(id) | Called::Existing(id) => self.stored_job(&queue, &id).await,
         }
     }
 
@@ -466,19 +457,19 @@ impl WorkerRegistry {
             .collect()
     }
 
-    /// Each registered worker's name and how many of its jobs this process may claim
-    /// now, out of `room`: within its concurrency cap and daemon limit, the registry's
-    /// `set_max_running`, and the free memory pool against its declared memory. (A hint:
-    /// the admission queue enforces the limits; a job claimed past them waits there,
-    /// leased.)
-    pub(crate) fn job_room(&self, room: usize) -> Vec<(String, usize)> {
-        let (free_runs, free_memory) = self.inner.live.admission.free();
+    /// How many jobs this process may claim now, out of `room`, and of each registered
+    /// worker how many at most: within its concurrency cap and daemon limit, the
+    /// registry's `set_max_running` (for the total), and the free memory pool, shared out
+    /// among the workers that declare memory. (A hint: the admission queue enforces the
+    /// limits; a job claimed past them waits there, leased.)
+    pub(crate) fn job_room(&self, room: usize) -> (usize, Vec<(String, usize)>) {
+        let (free_runs, mut free_memory) = self.inner.live.admission.free();
         let room = room.min(free_runs);
         if room == 0 {
-            return Vec::new();
+            return (0, Vec::new());
         }
         let catalog = self.inner.catalog.load();
-        catalog
+        let workers = catalog
             .definitions
             .values()
             .filter_map(|definition| {
@@ -494,13 +485,17 @@ impl WorkerRegistry {
                     // Relaxed: a hint, as above; `launch` takes the slot exactly.
                     free = free.min(max.saturating_sub(definition.daemons.load(Ordering::Relaxed)));
                 }
-                // Declared memory: as many as the free pool holds.
-                if let Some(fits) = free_memory.checked_div(definition.options.declared_memory()) {
+                free = free.min(room);
+                // Declared memory: as many as the pool still holds, taken from it.
+                let declared = definition.options.declared_memory();
+                if let Some(fits) = free_memory.checked_div(declared) {
                     free = free.min(usize::try_from(fits).unwrap_or(usize::MAX));
+                    free_memory -= declared.saturating_mul(free as u64);
                 }
-                (free > 0).then(|| (definition.name.to_string(), free.min(room)))
+                (free > 0).then(|| (definition.name.to_string(), free))
             })
-            .collect()
+            .collect();
+        (room, workers)
     }
 
     /// Starts a claimed job as a run of its worker, its id the job's, its messages kept
@@ -587,16 +582,28 @@ fn close_with_record(run: &Run, record: &JobRecord) -> bool {
 }
 
 /// Watches the stored job `run` stands in for until it finishes, then ends `run` with
-/// its outcome; gives up once nobody holds `run` any more.
+/// its outcome. Looks again when this process stores an outcome, else after a wait that
+/// grows from 50 ms to 1 s. Gives up once nobody holds `run` (it just ends), when this
+/// process shuts down or the store keeps failing (`run` ends with that error; the job
+/// stays stored either way).
 async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
+    const FAILURES: u32 = 10;
+    let mut wait = Duration::from_millis(50);
+    let mut failures = 0;
     loop {
-        queue.written(Duration::from_millis(100)).await;
+        queue.written(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(1));
         // Only this task holds it: its handle and watchers are gone.
         if Arc::strong_count(&run) == 1 {
             return;
         }
+        if queue.is_stopping() {
+            run.close_stand_in(Err(Error::ShuttingDown), RunStatus::Cancelled);
+            return;
+        }
         match queue.store.get(run.id()).await {
             Ok(Some(record)) => {
+                failures = 0;
                 if close_with_record(&run, &record) {
                     return;
                 }
@@ -608,11 +615,18 @@ async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
                 run.close_stand_in(Err(gone), RunStatus::Failed);
                 return;
             }
-            Err(err) => log::warn!(
-                target: "rustf_workers::queue",
-                "[job:{}] reading its state: {err}",
-                run.id()
-            ),
+            Err(err) => {
+                failures += 1;
+                log::warn!(
+                    target: "rustf_workers::queue",
+                    "[job:{}] reading its state: {err}",
+                    run.id()
+                );
+                if failures == FAILURES {
+                    run.close_stand_in(Err(err), RunStatus::Failed);
+                    return;
+                }
+            }
         }
     }
 }

@@ -126,8 +126,9 @@ impl WorkerHandle {
 
     /// Cancels the run: its handler is dropped at its next `.await`, and
     /// [`await_result`](Self::await_result) returns [`Error::Cancelled`]. A handle on a
-    /// durable job that does not run in this process cancels it in the store: a waiting
-    /// job at once, a running one at its owner's next heartbeat.
+    /// durable job that does not run in this process cancels it in the store (a waiting
+    /// job at once, a running one at its owner's next heartbeat), and its `await_result`
+    /// then returns [`Error::JobFailed`] with the state `cancelled`.
     ///
     /// # Errors
     ///

@@ -103,7 +103,8 @@ pub(super) const REQUEUE_JOB: &str = "
     UPDATE jobs
     SET state = CASE cancel_requested WHEN 1 THEN 'cancelled' ELSE 'available' END,
         finished_at = CASE cancel_requested WHEN 1 THEN ?3 ELSE finished_at END,
-        run_at = ?3, attempt = attempt - 1, owner = NULL, lease_until = NULL
+        run_at = ?3, attempt = attempt - CASE cancel_requested WHEN 1 THEN 0 ELSE 1 END,
+        owner = NULL, lease_until = NULL
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
 
 /// Extends to ?4 the lease of owner ?3 on job ?1 under epoch ?2.
