@@ -632,7 +632,9 @@ async fn a_durable_call_refused_by_the_daemon_limit_waits_stored_for_a_free_slot
         .call_with("singleton", None, durable())
         .await
         .unwrap();
-    // Stored and handed back: not running, and the handle follows it in the store.
+    // Stored and handed back (the hand-back is stored with the writer's next batch): not
+    // running, and the handle follows it in the store.
+    until_state(&workers, second.id(), JobState::Available).await;
     let stored = workers.job(second.id()).await.unwrap();
     assert_eq!((stored.state, stored.attempt), (JobState::Available, 0));
     assert!(!second.is_finished());
