@@ -11,7 +11,7 @@
 //! Both sides get the same file database: a fresh file in a temporary directory per
 //! measurement and side, in WAL mode with `synchronous = NORMAL` (ours by default;
 //! apalis-sqlite's pool is opened so, see [`peer`]), the same concurrency (16), the same
-//! poll interval ([`POLL`]) and the same in-process wake-up on enqueue (ours: a local
+//! poll interval ([`poll_interval`]) and the same in-process wake-up on enqueue (ours: a local
 //! enqueue wakes the poller; apalis: SQLite's update hook, as its own
 //! `connect_with_callback` does), and the same no-op handler.
 
@@ -28,10 +28,10 @@ use apalis::prelude::{
 use apalis_sqlite::{Config, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteStorage};
 use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use futures::{Stream, StreamExt};
+use rustf_workers::prelude::json;
 use rustf_workers::queue::{
     ClaimRequest, Finish, FinishOutcome, JobState, JobStore, NewJob, QueueOptions, SqliteQueue,
 };
-use rustf_workers::prelude::json;
 use rustf_workers::{JobOptions, WorkerRegistry};
 use sqlx::sqlite::{SqliteJournalMode, SqliteOperation, SqliteSynchronous};
 
@@ -39,10 +39,13 @@ use sqlx::sqlite::{SqliteJournalMode, SqliteOperation, SqliteSynchronous};
 const CONCURRENCY: usize = 16;
 
 /// Both sides' poll interval: how often each asks the store for due jobs when nothing
-/// woke it. Ours defaults to 1 s, apalis-sqlite has none until one is set (its examples
-/// use 0.5-1 s); both are woken at once by an enqueue in the process, so the interval
-/// only bounds a missed wake-up.
-const POLL: Duration = Duration::from_millis(100);
+/// woke it, 100 ms unless `BENCH_POLL_MS` says otherwise. Ours defaults to 1 s,
+/// apalis-sqlite has none until one is set (its examples use 0.2-1 s); both are woken at
+/// once by an enqueue in the process.
+fn poll_interval() -> Duration {
+    let ms = std::env::var("BENCH_POLL_MS").map_or(100, |ms| ms.parse().unwrap());
+    Duration::from_millis(ms)
+}
 
 /// The worker's name on our side, and the queue's on apalis'.
 const NOOP: &str = "noop";
@@ -133,7 +136,7 @@ async fn ours(path: &Path, runs_jobs: bool) -> (WorkerRegistry, SqliteQueue) {
     let queue = SqliteQueue::open(path).unwrap();
     let options = QueueOptions::new()
         .concurrency(CONCURRENCY)
-        .poll_interval(POLL)
+        .poll_interval(poll_interval())
         .runs_jobs(runs_jobs);
     workers.use_queue_with(queue.clone(), options).unwrap();
     (workers, queue)
@@ -200,7 +203,7 @@ fn peer_config() -> Config {
 fn peer_worker(storage: &SqliteStorage<u32>, inserts: Inserts) -> tokio::task::JoinHandle<()> {
     let strategy = Strategy::new()
         .stream(inserts.ready_chunks(CONCURRENCY))
-        .interval(POLL);
+        .interval(poll_interval());
     let worker = WorkerBuilder::new("bench")
         .backend(storage.clone().poll_with_strategy(strategy))
         .concurrency(CONCURRENCY)
@@ -308,7 +311,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(bench());
+    // On the runtime, as an application's code runs, not on the thread in `block_on`
+    // (each wake-up would cross threads).
+    rt.block_on(async { tokio::spawn(bench()).await.unwrap() });
 }
 
 async fn bench() {
@@ -434,17 +439,20 @@ async fn peer_insert(path: &Path, n: usize, batch: usize) -> Duration {
     took
 }
 
+/// The sizes of the batches that store `n` jobs before a drain: 1,000 at most.
+fn batches(n: usize) -> impl Iterator<Item = usize> {
+    (0..n).step_by(1_000).map(move |from| (n - from).min(1_000))
+}
+
 /// Stores `n` jobs with nothing running, then times a queue that runs them from its
 /// start until every outcome is stored.
 async fn ours_drain(path: &Path, n: usize) -> Duration {
     {
         let (workers, _queue) = ours(path, false).await;
-        for _ in 0..n / 1_000 {
-            let jobs = (0..1_000).map(|_| (NOOP, Some(json!(1)), JobOptions::new()));
+        for batch in batches(n) {
+            let jobs = (0..batch).map(|_| (NOOP, Some(json!(1)), JobOptions::new()));
             workers.enqueue_many(jobs).await.unwrap();
         }
-        let rest = (0..n % 1_000).map(|_| (NOOP, Some(json!(1)), JobOptions::new()));
-        workers.enqueue_many(rest).await.unwrap();
         workers.shutdown().await.unwrap();
     }
     STARTED.store(0, Ordering::Relaxed);
@@ -460,11 +468,8 @@ async fn ours_drain(path: &Path, n: usize) -> Duration {
 /// As [`ours_drain`], for apalis-sqlite.
 async fn peer_drain(path: &Path, n: usize) -> Duration {
     let (pool, mut storage, inserts) = peer(path).await;
-    for _ in 0..n / 1_000 {
-        storage.push_bulk(vec![1; 1_000]).await.unwrap();
-    }
-    if n % 1_000 > 0 {
-        storage.push_bulk(vec![1; n % 1_000]).await.unwrap();
+    for batch in batches(n) {
+        storage.push_bulk(vec![1; batch]).await.unwrap();
     }
     STARTED.store(0, Ordering::Relaxed);
     let start = Instant::now();

@@ -211,7 +211,10 @@ fn connect(options: &SqliteOptions, writer: bool) -> Result<Connection, Fail> {
         // SQLite re-plans a cached statement when a bound value it weighed changes (the
         // claim's `now` does on every claim); with no statistics stored there is nothing
         // to weigh, and the plans are the ones `sql.rs` names.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         if let Some(pages) = options.max_page_count {
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         }
