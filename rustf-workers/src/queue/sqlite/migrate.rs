@@ -14,6 +14,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_cron_and_counts.sql",
         include_str!("0002_cron_and_counts.sql"),
     ),
+    (
+        3,
+        "0003_waiting_without_in_lists.sql",
+        include_str!("0003_waiting_without_in_lists.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -202,6 +202,19 @@ fn connect(options: &SqliteOptions, writer: bool) -> Result<Connection, Fail> {
         }
         let sync = if options.full_sync { "FULL" } else { "NORMAL" };
         conn.pragma_update(None, "synchronous", sync)?;
+        // Each command runs in a savepoint, whose sub-journal (the pages it changed, to
+        // roll back to) spills to a new temporary file past 64 KiB: a claim or a batch of
+        // outcomes did, so every transaction opened, wrote and deleted a file. In memory,
+        // it is as durable: the sub-journal only undoes a command inside its open
+        // transaction, and a crash is recovered from the WAL, never from it.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // SQLite re-plans a cached statement when a bound value it weighed changes (the
+        // claim's `now` does on every claim); with no statistics stored there is nothing
+        // to weigh, and the plans are the ones `sql.rs` names.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         if let Some(pages) = options.max_page_count {
             conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         }

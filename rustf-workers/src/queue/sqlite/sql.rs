@@ -1,6 +1,11 @@
 //! Every statement the SQLite store runs, named after what it does, with the index it
 //! relies on. Parameters only: nothing here is built from input.
 //!
+//! States are compared with `=` and `<>`, never `IN (...)` lists of three or more: SQLite
+//! builds a temporary b-tree for such a list every time a statement runs (see
+//! `0003_waiting_without_in_lists.sql`), and the partial indexes spell their conditions
+//! the same way, so that the planner matches them.
+//!
 //! Times are ms since the Unix epoch. `?N` parameters are numbered so each statement
 //! reads on its own; the functions in `ops.rs` pass them in the same order.
 
@@ -27,7 +32,7 @@ macro_rules! claimed_columns {
 pub(super) const FIND_LIVE_UNIQUE_KEY: &str = "
     SELECT id FROM jobs
     WHERE worker = ?1 AND unique_key = ?2
-      AND state NOT IN ('completed', 'discarded', 'cancelled')";
+      AND state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled'";
 
 /// The latest job of worker ?1 that completed under idempotency key ?2.
 /// Index: `jobs_completed_idempotency_key`.
@@ -48,11 +53,11 @@ pub(super) const INSERT_JOB: &str = "
 // ---- claim ---------------------------------------------------------------------------
 
 /// Up to ?3 due jobs of worker ?1 at time ?2, in claim order.
-/// Index: `jobs_waiting_by_worker` (its `WHERE` is this one's `state IN`).
+/// Index: `jobs_waiting_by_worker` (its `WHERE` is this one's condition on `state`).
 pub(super) const SELECT_DUE_JOBS_OF_WORKER: &str = "
     SELECT seq, priority, run_at FROM jobs
     WHERE worker = ?1
-      AND state IN ('scheduled', 'available', 'retrying')
+      AND (state = 'scheduled' OR state = 'available' OR state = 'retrying')
       AND run_at <= ?2
     ORDER BY priority DESC, run_at, seq
     LIMIT ?3";
@@ -65,7 +70,8 @@ pub(super) const CLAIM_JOB: &str = concat!(
     UPDATE jobs
     SET state = 'running', owner = ?2, lease_until = ?3,
         epoch = epoch + 1, attempt = attempt + 1, cancel_requested = 0
-    WHERE seq = ?1 AND state IN ('scheduled', 'available', 'retrying')
+    WHERE seq = ?1
+      AND (state = 'scheduled' OR state = 'available' OR state = 'retrying')
     RETURNING ",
     claimed_columns!()
 );
@@ -206,7 +212,8 @@ pub(super) const RETRY_FINISHED_JOB: &str = "
           SELECT 1 FROM jobs AS holder
           WHERE jobs.unique_key IS NOT NULL
             AND holder.worker = jobs.worker AND holder.unique_key = jobs.unique_key
-            AND holder.state NOT IN ('completed', 'discarded', 'cancelled'))";
+            AND holder.state <> 'completed' AND holder.state <> 'discarded'
+            AND holder.state <> 'cancelled')";
 
 /// The state and owner of job ?1, for `cancel`.
 pub(super) const JOB_STATE_AND_OWNER: &str = "SELECT state, owner FROM jobs WHERE id = ?1";
@@ -214,7 +221,8 @@ pub(super) const JOB_STATE_AND_OWNER: &str = "SELECT state, owner FROM jobs WHER
 /// Cancels waiting job ?1 at ?2.
 pub(super) const CANCEL_WAITING_JOB: &str = "
     UPDATE jobs SET state = 'cancelled', finished_at = ?2
-    WHERE id = ?1 AND state IN ('scheduled', 'available', 'retrying')";
+    WHERE id = ?1
+      AND (state = 'scheduled' OR state = 'available' OR state = 'retrying')";
 
 /// Flags running job ?1 for its owner to stop.
 pub(super) const REQUEST_CANCEL: &str = "
@@ -226,7 +234,8 @@ pub(super) const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1 AND state <>
 /// Deletes jobs that finished before ?1. Index: `jobs_finished_at`.
 pub(super) const PRUNE_FINISHED_JOBS: &str = "
     DELETE FROM jobs
-    WHERE finished_at <= ?1 AND state IN ('completed', 'discarded', 'cancelled')";
+    WHERE finished_at <= ?1
+      AND (state = 'completed' OR state = 'discarded' OR state = 'cancelled')";
 
 /// Forgets the cron ticks recorded at or before ?1, except each worker's latest, which
 /// the next tick is counted from. Index: the primary key of `cron_ticks`.
@@ -245,7 +254,8 @@ pub(super) const COUNT_JOBS: &str =
 
 /// The earliest due time of a waiting job. Index: `jobs_waiting_by_run_at`.
 pub(super) const NEXT_DUE: &str = "
-    SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'available', 'retrying')";
+    SELECT min(run_at) FROM jobs
+    WHERE (state = 'scheduled' OR state = 'available' OR state = 'retrying')";
 
 // ---- cron ----------------------------------------------------------------------------
 
