@@ -1,6 +1,6 @@
 //! The durable queue against apalis-sqlite 1.0, side by side in one process.
 //!
-//! `cargo bench -p rustf-workers-bench --bench queue` prints one line per measurement,
+//! `cargo bench -p rustf-workers-bench --features peers --bench queue` prints one line per measurement,
 //! `<measurement>: ours <x> <unit>, apalis-sqlite <y> <unit>, ratio <r>`, where a ratio
 //! above 1 always means ours is better (ours/peer for throughput, peer/ours for
 //! latency), then where a durable job's time goes against an in-process `call`.
