@@ -556,3 +556,29 @@ async fn a_process_claims_no_more_than_its_running_cap_and_memory_pool_allow() {
     }
     workers.shutdown().await.unwrap();
 }
+
+/// Shut down and dropped, a registry leaves none of its queue's tasks running: they held
+/// one another (the outcome writer held the runner, which held the writer's channel), so
+/// the runner, its store and the writer lived for ever.
+#[tokio::test]
+async fn a_registry_shut_down_and_dropped_leaves_no_queue_task_behind() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let workers = registry(&dir.path().join("jobs.db")).await;
+        let id = workers.enqueue("echo", None).await.unwrap();
+        workers.await_job(&id).await.unwrap();
+        workers.shutdown().await.unwrap();
+    }
+    for _ in 0..1_000 {
+        if metrics.num_alive_tasks() == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!(
+        "{} tasks still alive, {before} before the queue",
+        metrics.num_alive_tasks()
+    );
+}

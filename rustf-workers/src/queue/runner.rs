@@ -175,7 +175,14 @@ impl Runner {
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
         });
-        tokio::spawn(write_outcomes(Arc::clone(&runner), outcomes));
+        // The writer holds the runner weakly: the runner holds the writer's sender, and a
+        // strong hold both ways kept the runner, its store and the writer for ever.
+        tokio::spawn(write_outcomes(
+            Arc::clone(&runner.store),
+            runner.clock,
+            Arc::downgrade(&runner),
+            outcomes,
+        ));
         // Always: durable calls run here even in a process that claims nothing.
         tokio::spawn(heartbeat(Arc::clone(&runner)));
         if runner.options.runs_jobs {
@@ -772,18 +779,20 @@ async fn heartbeat(runner: Arc<Runner>) {
 }
 
 /// Stores outcomes, as many per transaction as have arrived, and never drops one: a
-/// failed write is tried again.
-async fn write_outcomes(runner: Arc<Runner>, mut outcomes: mpsc::UnboundedReceiver<Finish>) {
+/// failed write is tried again. Ends once the runner is gone and every outcome it sent is
+/// stored.
+async fn write_outcomes(
+    store: Arc<dyn JobStore>,
+    clock: Clock,
+    runner: std::sync::Weak<Runner>,
+    mut outcomes: mpsc::UnboundedReceiver<Finish>,
+) {
     const BATCH: usize = 256;
     let mut batch = Vec::with_capacity(BATCH);
     while outcomes.recv_many(&mut batch, BATCH).await > 0 {
         let mut retry = Duration::from_millis(10);
         loop {
-            match runner
-                .store
-                .finish(runner.clock.now_ms(), batch.clone())
-                .await
-            {
+            match store.finish(clock.now_ms(), batch.clone()).await {
                 Ok(applied) => {
                     for (finish, applied) in batch.iter().zip(applied) {
                         if !applied {
@@ -803,10 +812,12 @@ async fn write_outcomes(runner: Arc<Runner>, mut outcomes: mpsc::UnboundedReceiv
                 }
             }
         }
-        // Release: pairs with `flush`'s Acquire.
-        runner.unwritten.fetch_sub(batch.len(), Ordering::Release);
+        if let Some(runner) = runner.upgrade() {
+            // Release: pairs with `flush`'s Acquire.
+            runner.unwritten.fetch_sub(batch.len(), Ordering::Release);
+            runner.written.notify_waiters();
+        }
         batch.clear();
-        runner.written.notify_waiters();
     }
 }
 
