@@ -253,6 +253,15 @@ impl Runner {
         }
     }
 
+    /// Whether this process could claim a job now, of any of its workers.
+    fn has_room(&self) -> bool {
+        let Some(registry) = self.registry.upgrade() else {
+            return false;
+        };
+        let room = self.options.concurrency.saturating_sub(self.leased().len());
+        room > 0 && !registry.job_room(room).1.is_empty()
+    }
+
     fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
         // Held for one map operation, never across an await.
         self.leased.lock().unwrap_or_else(|e| e.into_inner())
@@ -695,6 +704,9 @@ fn millis(duration: Duration) -> u64 {
 
 /// Claims whenever there is room and something may be due.
 async fn poll(runner: Arc<Runner>) {
+    // A due job the last claim could not take (its worker at a cap, say): waited for, not
+    // claimed again and again, until a run's end or the poll interval.
+    let mut due_untaken = false;
     loop {
         // Ends with shutdown, or with the registry itself.
         if runner.is_stopping() || runner.registry.upgrade().is_none() {
@@ -704,19 +716,34 @@ async fn poll(runner: Arc<Runner>) {
         woken.as_mut().enable();
         let wait = match runner.claim().await {
             // Claimed some: there may be more due at once.
-            Ok(claimed) if claimed > 0 => continue,
+            Ok(claimed) if claimed > 0 => {
+                due_untaken = false;
+                continue;
+            }
             Ok(_) => runner.options.poll_interval,
             Err(err) => {
                 log::warn!(target: "rustf_workers::queue", "claiming jobs: {err}");
                 runner.options.poll_interval
             }
         };
-        let next_due = match runner.store.next_due(runner.clock.now_ms()).await {
-            Ok(Some(at)) => {
-                let until = at.saturating_sub(runner.clock.now_ms()).max(1);
-                Duration::from_millis(u64::try_from(until).unwrap_or(u64::MAX))
+        // With no room, a run's end wakes the poller: no need to know what is due.
+        let next_due = if runner.has_room() {
+            let now = runner.clock.now_ms();
+            match runner.store.next_due(now).await {
+                Ok(Some(at)) if at > now => {
+                    due_untaken = false;
+                    Duration::from_millis(u64::try_from(at - now).unwrap_or(u64::MAX))
+                }
+                // Due now yet not claimed: it became due since the claim (look once
+                // more), or its worker has no room (wait).
+                Ok(Some(_)) if !due_untaken => {
+                    due_untaken = true;
+                    continue;
+                }
+                _ => wait,
             }
-            _ => wait,
+        } else {
+            wait
         };
         let mut stopped = std::pin::pin!(runner.stopped.notified());
         stopped.as_mut().enable();
@@ -724,7 +751,7 @@ async fn poll(runner: Arc<Runner>) {
             return;
         }
         tokio::select! {
-            () = woken => {}
+            () = woken => due_untaken = false,
             () = stopped => return,
             () = tokio::time::sleep(wait.min(next_due)) => {}
         }

@@ -177,18 +177,8 @@ pub(super) fn finish(conn: &Connection, now: i64, finishes: &[Finish]) -> Done<V
                     .prepare_cached(REQUEUE_JOB)?
                     .execute(params![id, epoch, now])?,
             };
-            let finished = matches!(
-                finish.outcome,
-                FinishOutcome::Completed
-                    | FinishOutcome::Discard { .. }
-                    | FinishOutcome::Cancelled { .. }
-            );
-            if changed == 1 && finished {
-                // A finished job's runs keep no checkpoint: removed with the outcome, in
-                // its transaction, never by a run whose write the fence refused.
-                conn.prepare_cached(REMOVE_JOB_RUN_CHECKPOINTS)?
-                    .execute(params![id])?;
-            }
+            // A stored job's checkpoint is its row's (`SAVE_CHECKPOINT`, fenced): nothing
+            // else to remove with its outcome.
             Ok(changed == 1)
         })
         .collect()

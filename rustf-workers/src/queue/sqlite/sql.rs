@@ -280,9 +280,6 @@ pub(super) const LOAD_RUN_CHECKPOINT: &str =
     "SELECT value FROM run_checkpoints WHERE worker = ?1 AND run_id = ?2";
 
 /// Forgets the checkpoint of run ?2 of worker ?1.
-/// Forgets the run checkpoints of job ?1 (its runs' ids are the job's), whatever worker.
-pub(super) const REMOVE_JOB_RUN_CHECKPOINTS: &str = "DELETE FROM run_checkpoints WHERE run_id = ?1";
-
 pub(super) const REMOVE_RUN_CHECKPOINT: &str =
     "DELETE FROM run_checkpoints WHERE worker = ?1 AND run_id = ?2";
 
