@@ -7,8 +7,10 @@
 //!
 //! - `SqliteQueue` (feature `sqlite`): one file on one machine, shared by the processes
 //!   on it (a web process enqueues, a worker process runs jobs).
+//! - `PostgresQueue` (feature `postgres`): one PostgreSQL database, shared by processes
+//!   on many machines.
 //!
-//! With feature `cron` (enabled by `sqlite`), `CronSchedule` and `enqueue_due` enqueue
+//! With feature `cron` (enabled by `sqlite` and `postgres`), `CronSchedule` and `enqueue_due` enqueue
 //! a worker's cron ticks, each exactly once across the processes sharing a store.
 //!
 //! A job lives through the states of [`JobState`]: it is enqueued, claimed under a lease
@@ -23,6 +25,8 @@ mod runner;
 mod state;
 mod store;
 
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -37,5 +41,7 @@ pub(crate) use runner::{Called, Runner, StoredJobSink};
 pub use state::JobState;
 pub use store::{JobStore, LOST_ATTEMPTS_ALLOWED};
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresQueue};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteQueue};
