@@ -3,6 +3,8 @@
 
 rustf_workers::auto_workers!();
 
+pub mod postgres;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
