@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rustf_workers::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Finish, FinishOutcome, JobFilter,
-    JobState, JobStore, NewJob, SqliteOptions, SqliteQueue,
+    JobState, JobStore, NewJob, PostgresOptions, PostgresQueue, SqliteOptions, SqliteQueue,
 };
 use rustf_workers::{CheckpointStore, IdempotencyStore};
+use rustf_workers_tests::postgres::TestDatabase;
 use serde_json::json;
 
 /// A moment to start from: Nov 2023, in ms.
@@ -90,6 +91,33 @@ impl StoreFactory for Sqlite {
 
     fn open(&self) -> SqliteQueue {
         SqliteQueue::open(self.dir.path().join("jobs.db")).unwrap()
+    }
+}
+
+store_suite!(postgres, Postgres);
+
+/// The PostgreSQL store: a fresh database per test on the tests' server
+/// (`rustf_workers_tests::postgres`).
+struct Postgres {
+    db: TestDatabase,
+}
+
+impl StoreFactory for Postgres {
+    type Store = PostgresQueue;
+
+    fn create() -> Self {
+        Self {
+            db: TestDatabase::create(),
+        }
+    }
+
+    fn open(&self) -> PostgresQueue {
+        // Lazy: `open` is synchronous; the first operation connects and migrates. A small
+        // pool, so that tests in parallel stay far from the server's connection limit.
+        PostgresOptions::new(self.db.url())
+            .pool_size(4)
+            .connect_lazy()
+            .unwrap()
     }
 }
 
@@ -916,7 +944,9 @@ async fn cron_ticks_happen_once_across_racing_handles<F: StoreFactory>() {
         .map(|node| {
             let db = db.clone();
             std::thread::spawn(move || {
+                // `enable_all`: a store may do network I/O (PostgreSQL) on the runtime.
                 let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
                     .build()
                     .unwrap();
                 runtime.block_on(async move {
