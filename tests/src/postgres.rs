@@ -122,9 +122,13 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
+        // `fsync` off: what a test commits survives the server's crash (an immediate
+        // stop) in the OS's cache, only not the machine's. Not `synchronous_commit`
+        // off: that loses the last commits of a crashed server, which a restart test
+        // must find.
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off \
+             -c max_connections=200",
             self.port,
             self.dir.display()
         );

@@ -1203,3 +1203,8 @@ async fn counts_per_worker_and_state<F: StoreFactory>() {
 
 #[path = "queue_store/sqlite_file.rs"]
 mod sqlite_file;
+
+// ---- PostgreSQL only: the server --------------------------------------------------------
+
+#[path = "queue_store/postgres_server.rs"]
+mod postgres_server;

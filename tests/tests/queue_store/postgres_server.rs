@@ -1,0 +1,158 @@
+//! PostgreSQL only: the server itself (unreachable servers, bad URLs, racing migrations,
+//! schemas, a restart).
+
+use std::sync::{Arc, Barrier};
+
+use rustf_workers_tests::postgres::{on_own_runtime, Cluster};
+
+use super::*;
+
+/// An address nothing listens on: a port that was free a moment ago.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The number of migrations recorded in the database at `url`, read with a raw client.
+fn recorded_migrations(url: &str, schema: &str) -> i64 {
+    let (url, sql) = (
+        url.to_owned(),
+        format!("SELECT count(*) FROM {schema}.rustf_workers_migrations"),
+    );
+    on_own_runtime(async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.query_one(&sql, &[]).await.unwrap().get(0)
+    })
+}
+
+#[tokio::test]
+async fn an_unreachable_server_gives_a_store_error_without_the_password() {
+    let port = closed_port();
+    let url = format!("postgres://app:s3cret@127.0.0.1:{port}/jobs");
+    let err = PostgresOptions::new(&url)
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.is_store(), "{err}");
+    let text = err.to_string();
+    let target = format!("postgres://app@127.0.0.1:{port}/jobs");
+    assert!(text.contains(&format!("`{target}`")), "{text}");
+    assert!(text.starts_with("connecting to"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.to_lowercase().contains("connect"), "says why: {text}");
+
+    // Lazily: the first operation says the same.
+    let lazy = PostgresQueue::options(&url).connect_lazy().unwrap();
+    assert_eq!(lazy.target(), target);
+    let err = lazy.get("j").await.unwrap_err();
+    assert!(
+        err.is_store() && !err.to_string().contains("s3cret"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_url_or_schema_gives_a_store_error_without_the_password() {
+    let err = PostgresQueue::connect("postgres://app:s3cret@db:notaport/jobs")
+        .await
+        .unwrap_err();
+    assert!(err.is_store(), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("`postgres://app@db:notaport/jobs`"), "{text}");
+
+    let err = PostgresOptions::new("postgres://app:s3cret@db/jobs")
+        .schema("Jobs; DROP TABLE x")
+        .connect_lazy()
+        .unwrap_err();
+    assert!(err.is_store(), "{err}");
+    assert!(err.to_string().contains("schema name"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_database_gives_a_store_error_naming_it() {
+    let db = TestDatabase::create();
+    let url = db.url().replace(db.name(), "t_no_such_database");
+    let err = PostgresQueue::connect(&url).await.unwrap_err();
+    assert!(err.is_store(), "{err}");
+    assert!(err.to_string().contains("t_no_such_database"), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn racing_connects_migrate_once() {
+    let db = Arc::new(TestDatabase::create());
+    let start = Arc::new(Barrier::new(4));
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let (db, start) = (db.clone(), start.clone());
+            std::thread::spawn(move || {
+                on_own_runtime(async move {
+                    start.wait();
+                    let queue = PostgresQueue::connect(db.url()).await.unwrap();
+                    queue.counts().await.unwrap()
+                })
+            })
+        })
+        .collect();
+    for racer in racers {
+        assert!(racer.join().unwrap().is_empty());
+    }
+    assert_eq!(recorded_migrations(db.url(), "public"), 1);
+}
+
+#[tokio::test]
+async fn schemas_keep_queues_apart() {
+    let db = TestDatabase::create();
+    let a = PostgresOptions::new(db.url())
+        .schema("queue_a")
+        .connect()
+        .await
+        .unwrap();
+    let b = PostgresOptions::new(db.url())
+        .schema("queue_b")
+        .connect()
+        .await
+        .unwrap();
+    enqueue(&a, T0, vec![job("only-in-a", "w")]).await;
+    assert!(a.get("only-in-a").await.unwrap().is_some());
+    assert!(b.get("only-in-a").await.unwrap().is_none());
+    enqueue(&b, T0, vec![job("only-in-a", "w")]).await;
+    // The idempotency thread connects into the schema too.
+    a.record("w", "k", "run-a", Duration::from_secs(60));
+    assert_eq!(a.lookup("w", "k").as_deref(), Some("run-a"));
+    assert_eq!(b.lookup("w", "k"), None);
+    assert_eq!(recorded_migrations(db.url(), "queue_a"), 1);
+    assert_eq!(recorded_migrations(db.url(), "queue_b"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_reconnected_to() {
+    // A cluster of its own: restarting the shared one would cut the other tests off.
+    let cluster = Arc::new(Cluster::start().unwrap_or_else(|why| panic!("{why}")));
+    let store = PostgresQueue::connect(&cluster.url("postgres"))
+        .await
+        .unwrap();
+    enqueue(&store, T0, vec![job("before", "w")]).await;
+    assert_eq!(claim_one(&store, T0, "w").await.id, "before");
+    store.record("w", "k", "run-1", Duration::from_secs(60));
+
+    // Every pooled connection is cut while the runtime runs, as in an application.
+    let restarting = cluster.clone();
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .unwrap();
+
+    // The pool drops the broken connections and opens new ones.
+    enqueue(&store, T0, vec![job("after", "w")]).await;
+    let got = store.get("before").await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Running, "nothing committed was lost");
+    assert_eq!(claim_one(&store, T0, "w").await.id, "after");
+    // So does the idempotency thread's connection.
+    assert_eq!(store.lookup("w", "k").as_deref(), Some("run-1"));
+}
