@@ -156,3 +156,29 @@ async fn a_restarted_server_is_reconnected_to() {
     // So does the idempotency thread's connection.
     assert_eq!(store.lookup("w", "k").as_deref(), Some("run-1"));
 }
+
+#[tokio::test]
+async fn the_engine_runs_jobs_stored_in_postgres() {
+    use rustf_workers::queue::QueueOptions;
+    use rustf_workers::WorkerRegistry;
+
+    let db = TestDatabase::create();
+    let store = PostgresQueue::connect(db.url()).await.unwrap();
+    let workers = WorkerRegistry::new();
+    workers
+        .register("welcome", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    workers
+        .use_queue_with(store.clone(), QueueOptions::new().runs_jobs(false))
+        .unwrap();
+    let id = workers
+        .enqueue("welcome", Some(json!({ "user": 7 })))
+        .await
+        .unwrap();
+    assert_eq!(workers.enqueued("welcome").await.unwrap().len(), 1);
+    assert_eq!(workers.drain_jobs().await.unwrap(), 1);
+    assert!(workers.enqueued("welcome").await.unwrap().is_empty());
+    let stored = store.get(&id.to_string()).await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Completed);
+}
