@@ -182,3 +182,52 @@ async fn the_engine_runs_jobs_stored_in_postgres() {
     let stored = store.get(&id.to_string()).await.unwrap().unwrap();
     assert_eq!(stored.state, JobState::Completed);
 }
+
+#[test]
+fn racing_enqueues_of_the_same_unique_keys_store_each_once() {
+    const KEYS: usize = 40;
+    let db = Arc::new(TestDatabase::create());
+    let start = Arc::new(Barrier::new(2));
+    // Opposite orders: the two transactions wait for each other's keys, and PostgreSQL
+    // breaks the deadlock by rolling one back, which the store runs again.
+    let racers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|node| {
+            let (db, start) = (db.clone(), start.clone());
+            std::thread::spawn(move || {
+                on_own_runtime(async move {
+                    let store = PostgresQueue::connect(db.url()).await.unwrap();
+                    let mut keys: Vec<usize> = (0..KEYS).collect();
+                    if node == "b" {
+                        keys.reverse();
+                    }
+                    let jobs = keys
+                        .iter()
+                        .map(|k| job(&format!("{node}-{k}"), "w").unique_key(format!("k{k}")))
+                        .collect();
+                    start.wait();
+                    let done = store.enqueue(T0, jobs).await.unwrap();
+                    keys.into_iter().zip(done).collect::<Vec<_>>()
+                })
+            })
+        })
+        .collect();
+    let mut holders = std::collections::BTreeMap::new();
+    let mut inserted = 0;
+    for racer in racers {
+        for (key, enqueued) in racer.join().unwrap() {
+            inserted += usize::from(enqueued.inserted);
+            let holder = holders.entry(key).or_insert_with(|| enqueued.id.clone());
+            assert_eq!(*holder, enqueued.id, "key k{key} has one holder");
+        }
+    }
+    assert_eq!(inserted, KEYS, "each key stored once");
+    let count = on_own_runtime({
+        let url = db.url().to_owned();
+        async move {
+            let store = PostgresQueue::connect(&url).await.unwrap();
+            store.counts().await.unwrap()
+        }
+    });
+    assert_eq!(count, [("w".to_string(), JobState::Available, KEYS as u64)]);
+}

@@ -191,6 +191,12 @@ impl From<PoolError> for Fail {
 }
 
 impl Fail {
+    /// Whether PostgreSQL rolled the transaction back to break a deadlock.
+    fn is_deadlock(&self) -> bool {
+        matches!(self, Fail::Sql(err)
+            if err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED))
+    }
+
     /// The crate's error: the one place where database errors are wrapped.
     fn into_error(self, action: &str, target: &str) -> Error {
         let (action, message) = match self {

@@ -25,20 +25,34 @@ macro_rules! on_conn {
 
 /// Runs `$body` inside a transaction `$tx` on a pooled connection, committing when it
 /// succeeds (rolling back when it fails: the transaction is dropped).
+///
+/// A transaction that PostgreSQL rolled back as a deadlock's victim (two batches storing
+/// the same unique keys in opposite orders) is run again, a few times: it was undone
+/// whole, so nothing is written twice.
 macro_rules! in_transaction {
     ($store:ident, $action:literal, |$tx:ident| $body:expr) => {{
         let action = $action;
         let mut conn = $store.conn(action).await?;
-        let result: Result<_, Fail> = async {
-            let $tx = conn.transaction().await?;
-            let value = $body.await?;
-            $tx.commit().await?;
-            Ok(value)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result: Result<_, Fail> = async {
+                let $tx = conn.transaction().await?;
+                let value = $body.await?;
+                $tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match result {
+                Err(fail) if tries < TRANSACTION_TRIES && fail.is_deadlock() => continue,
+                result => break result.map_err($store.error(action)),
+            }
         }
-        .await;
-        result.map_err($store.error(action))
     }};
 }
+
+/// How many times a transaction chosen as a deadlock's victim is run in all.
+const TRANSACTION_TRIES: u32 = 3;
 
 impl JobStore for PostgresQueue {
     fn enqueue(&self, now_ms: i64, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Enqueued>> {
