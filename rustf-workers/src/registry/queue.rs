@@ -549,35 +549,25 @@ impl WorkerRegistry {
 
 /// Ends stand-in `run` if `record` is finished; returns whether it did.
 fn close_with_record(run: &Run, record: &JobRecord) -> bool {
-    let error = || {
-        record
-            .errors
-            .last()
-            .map_or_else(String::new, |error| error.error.clone())
-    };
-    let (result, status) = match record.state {
-        JobState::Completed => (Ok(()), RunStatus::Completed),
-        JobState::Cancelled => (
-            Err(Error::JobFailed {
-                id: record.id.clone(),
-                worker: record.worker.clone(),
-                state: record.state,
-                error: error(),
-            }),
-            RunStatus::Cancelled,
-        ),
-        JobState::Discarded => (
-            Err(Error::JobFailed {
-                id: record.id.clone(),
-                worker: record.worker.clone(),
-                state: record.state,
-                error: error(),
-            }),
-            RunStatus::Failed,
-        ),
+    let status = match record.state {
+        JobState::Completed => {
+            run.close_stand_in(Ok(()), RunStatus::Completed);
+            return true;
+        }
+        JobState::Cancelled => RunStatus::Cancelled,
+        JobState::Discarded => RunStatus::Failed,
         _ => return false,
     };
-    run.close_stand_in(result, status);
+    let failed = Error::JobFailed {
+        id: record.id.clone(),
+        worker: record.worker.clone(),
+        state: record.state,
+        error: record
+            .errors
+            .last()
+            .map_or_else(String::new, |error| error.error.clone()),
+    };
+    run.close_stand_in(Err(failed), status);
     true
 }
 
