@@ -9,7 +9,7 @@
 //! transaction).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,11 +96,14 @@ impl QueueOptions {
 }
 
 /// The store's clock as this process reads it: the wall clock when the queue was opened,
-/// advanced by tokio's clock, so tests on tokio's paused clock move the queue's time too.
-#[derive(Clone, Copy)]
+/// advanced by tokio's clock (so tests on tokio's paused clock move the queue's time too),
+/// plus the offset to the store's own clock when it has one ([`JobStore::clock_ms`]: a
+/// database server's, which every node then agrees on), sampled with each heartbeat.
 pub(crate) struct Clock {
     base_ms: i64,
     start: Instant,
+    /// The store's clock minus this machine's, in ms, as last sampled.
+    offset_ms: AtomicI64,
 }
 
 impl Clock {
@@ -111,18 +114,45 @@ impl Clock {
         Self {
             base_ms: i64::try_from(base.as_millis()).unwrap_or(i64::MAX),
             start: Instant::now(),
+            offset_ms: AtomicI64::new(0),
         }
     }
 
-    pub(crate) fn now_ms(&self) -> i64 {
+    /// This machine's time on this clock, without the store's offset.
+    fn local_ms(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.base_ms.saturating_add(elapsed)
     }
 
-    /// `at` on this clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        // Relaxed: one value, read whole; a sample a beat old is as good.
+        self.local_ms()
+            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// `at`, a time on this machine's clock, on the store's.
     pub(crate) fn at_ms(&self, at: SystemTime) -> i64 {
         let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        i64::try_from(since.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Takes the store's clock as `store_ms`, read between local times `sent` and
+    /// `received`: the reading is taken to be from midway.
+    fn sample(&self, store_ms: i64, sent: i64, received: i64) {
+        let midway = sent + (received - sent) / 2;
+        self.offset_ms
+            .store(store_ms.saturating_sub(midway), Ordering::Relaxed);
+    }
+
+    /// Samples the store's clock, if it has one.
+    async fn sync(&self, store: &dyn JobStore) -> Result<()> {
+        let sent = self.local_ms();
+        if let Some(store_ms) = store.clock_ms().await? {
+            self.sample(store_ms, sent, self.local_ms());
+        }
+        Ok(())
     }
 }
 
@@ -133,7 +163,7 @@ pub(crate) struct Runner {
     /// This process as the store knows it: a fresh id per start, never reused.
     owner: String,
     options: QueueOptions,
-    pub(crate) clock: Clock,
+    pub(crate) clock: Arc<Clock>,
     /// Wakes the poller: a local enqueue, a run's end.
     wake: Notify,
     /// The jobs this process holds a lease on, by id, with their claim's epoch.
@@ -164,7 +194,7 @@ impl Runner {
             registry,
             owner: uuid::Uuid::new_v4().to_string(),
             options,
-            clock: Clock::new(),
+            clock: Arc::new(Clock::new()),
             wake: Notify::new(),
             leased: Mutex::new(HashMap::new()),
             stored_progress: Mutex::new(HashMap::new()),
@@ -179,17 +209,24 @@ impl Runner {
         // strong hold both ways kept the runner, its store and the writer for ever.
         tokio::spawn(write_outcomes(
             Arc::clone(&runner.store),
-            runner.clock,
+            Arc::clone(&runner.clock),
             Arc::downgrade(&runner),
             outcomes,
         ));
-        // Always: durable calls run here even in a process that claims nothing.
-        tokio::spawn(heartbeat(Arc::clone(&runner)));
-        if runner.options.runs_jobs {
-            tokio::spawn(poll(Arc::clone(&runner)));
-            #[cfg(feature = "cron")]
-            tokio::spawn(cron(Arc::clone(&runner)));
-        }
+        let starting = Arc::clone(&runner);
+        tokio::spawn(async move {
+            // The store's clock first, so that no claim or cron tick reads another.
+            if let Err(err) = starting.clock.sync(&*starting.store).await {
+                log::warn!(target: "rustf_workers::queue", "reading the store's clock: {err}");
+            }
+            // Always: durable calls run here even in a process that claims nothing.
+            tokio::spawn(heartbeat(Arc::clone(&starting)));
+            if starting.options.runs_jobs {
+                tokio::spawn(poll(Arc::clone(&starting)));
+                #[cfg(feature = "cron")]
+                tokio::spawn(cron(starting));
+            }
+        });
         runner
     }
 
@@ -769,6 +806,9 @@ async fn heartbeat(runner: Arc<Runner>) {
             () = tokio::time::sleep(every) => {}
             () = stopped => {}
         }
+        if let Err(err) = runner.clock.sync(&*runner.store).await {
+            log::warn!(target: "rustf_workers::queue", "reading the store's clock: {err}");
+        }
         if let Err(err) = runner.beat().await {
             log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
         }
@@ -810,7 +850,7 @@ async fn heartbeat(runner: Arc<Runner>) {
 /// stored.
 async fn write_outcomes(
     store: Arc<dyn JobStore>,
-    clock: Clock,
+    clock: Arc<Clock>,
     runner: std::sync::Weak<Runner>,
     mut outcomes: mpsc::UnboundedReceiver<Finish>,
 ) {
@@ -909,5 +949,31 @@ async fn cron(runner: Arc<Runner>) {
             () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
             () = stopped => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::Clock;
+
+    #[test]
+    fn the_store_clock_is_taken_as_read_midway_between_asking_and_hearing() {
+        let clock = Clock::new();
+        let local = clock.local_ms();
+        assert!(
+            (clock.now_ms() - local).abs() <= 1,
+            "no offset before a sample"
+        );
+        // The store is 10 s ahead; the reading took 40 ms there and back.
+        clock.sample(local + 10_000 + 20, local, local + 40);
+        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), 10_000);
+        assert!(clock.now_ms() - local >= 10_000);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_000);
+        assert_eq!(clock.at_ms(at), 11_000, "a wall time moves with the offset");
+        // Behind, too.
+        clock.sample(local - 5_000, local, local);
+        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), -5_000);
     }
 }

@@ -19,9 +19,9 @@ use crate::StoreFuture;
 /// Times are `i64` milliseconds since the Unix epoch. Methods that compare or write times
 /// take the caller's `now_ms`: the engine computes it from a clock it controls, so tests
 /// can run on tokio's paused clock, and every process sharing one SQLite file shares the
-/// machine's clock. The PostgreSQL store will use the database's clock for lease expiry
-/// and due times instead, so that nodes with skewed clocks agree; there `now_ms` only
-/// stamps errors.
+/// machine's clock. A store with a clock of its own (a database server's) says so with
+/// [`JobStore::clock_ms`]: the engine's clock then follows it, sampled with each
+/// heartbeat, so that nodes with skewed clocks agree.
 ///
 /// # Fencing
 ///
@@ -173,6 +173,15 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The latest cron tick recorded for `worker`.
     fn last_cron_tick<'a>(&'a self, worker: &'a str) -> StoreFuture<'a, Option<i64>>;
+
+    /// The store's own clock, in ms since the Unix epoch, when every process sharing it
+    /// should read time from it (a database server's, so that nodes with skewed clocks
+    /// agree on leases and schedules); `None`, the default, for a store whose processes
+    /// share one machine's clock. The engine samples it when its queue starts, before it
+    /// claims anything, and with every heartbeat, and passes times on it as `now_ms`.
+    fn clock_ms(&self) -> StoreFuture<'_, Option<i64>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 /// How many attempts beyond its own a job may lose to a dead process (lease expired)
