@@ -19,6 +19,7 @@
 #[cfg(feature = "cron")]
 mod cron;
 mod job;
+mod node;
 mod runner;
 mod state;
 mod store;
@@ -32,6 +33,7 @@ pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
     JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
+pub use node::{NewNode, NodeBeat, NodeRecord, NodeStatus};
 pub use runner::QueueOptions;
 pub(crate) use runner::{Called, Runner, StoredJobSink};
 pub use state::JobState;
