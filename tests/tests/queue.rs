@@ -667,3 +667,22 @@ async fn nodes_are_listed_with_their_load_and_cool_down_after_repeated_panics() 
     b.shutdown().await.unwrap();
     web.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_heartbeat_longer_than_half_the_lease_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let options = QueueOptions::new()
+        .lease(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(6));
+    let err = workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options,
+        )
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert!(err.to_string().contains("at most half its lease"), "{err}");
+    // Nothing was started: the registry still has no queue.
+    assert!(matches!(workers.nodes().await, Err(Error::NoQueue)));
+}
