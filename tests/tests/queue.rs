@@ -582,3 +582,107 @@ async fn a_registry_shut_down_and_dropped_leaves_no_queue_task_behind() {
         metrics.num_alive_tasks()
     );
 }
+
+/// Each process that runs jobs is a node of the store: listed with its capacity and load
+/// and a status from its heartbeats, offline once its queue shut down. One whose jobs keep
+/// panicking cools down: it claims nothing for a while, and shows unhealthy.
+#[tokio::test]
+async fn nodes_are_listed_with_their_load_and_cool_down_after_repeated_panics() {
+    use rustf_workers::queue::NodeStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let node = |cooldown: u32| {
+        let path = path.clone();
+        async move {
+            let workers = WorkerRegistry::new();
+            workers
+                .register("boom", |_ctx| async { panic!("a node-shaped failure") })
+                .await
+                .unwrap();
+            let quick = options()
+                .lease(Duration::from_millis(300))
+                .cooldown(cooldown, Duration::from_secs(3600));
+            workers
+                .use_queue_with(SqliteQueue::open(&path).unwrap(), quick)
+                .unwrap();
+            workers
+        }
+    };
+    let a = node(2).await;
+    // A web process that only enqueues is not a node.
+    let web = WorkerRegistry::new();
+    web.register("boom", |_ctx| async { Ok(()) }).await.unwrap();
+    web.use_queue_with(
+        SqliteQueue::open(&path).unwrap(),
+        QueueOptions::new().runs_jobs(false),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(web.enqueue("boom", None).await.unwrap());
+    }
+    // Two panics in a row: `a` stops claiming; a third job waits.
+    for id in &ids {
+        assert_eq!(a.await_job(id).await.unwrap().state, JobState::Discarded);
+    }
+    ids.push(web.enqueue("boom", None).await.unwrap());
+    let a_id = a.node_id().unwrap();
+    let mut status = None;
+    for _ in 0..1_000 {
+        let nodes = web.nodes().await.unwrap();
+        assert_eq!(nodes.len(), 1, "only `a` runs jobs: {nodes:?}");
+        assert_eq!(
+            (nodes[0].node.id.as_str(), nodes[0].node.concurrency),
+            (a_id.as_str(), 16)
+        );
+        assert_eq!(nodes[0].node.workers, ["boom"]);
+        status = Some(nodes[0].status);
+        if status == Some(NodeStatus::Unhealthy) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(status, Some(NodeStatus::Unhealthy), "cooling down");
+    // Asked to run what is due, here and now, it claims nothing.
+    assert_eq!(
+        a.drain_jobs().await.unwrap(),
+        0,
+        "a cooling node claims nothing"
+    );
+    assert_eq!(web.job(&ids[2]).await.unwrap().state, JobState::Available);
+
+    // Another node, with no cooldown, takes it; `a`, shut down, is offline.
+    let b = node(0).await;
+    assert_eq!(
+        b.await_job(&ids[2]).await.unwrap().state,
+        JobState::Discarded
+    );
+    a.shutdown().await.unwrap();
+    let nodes = web.nodes().await.unwrap();
+    let of = |id: &str| nodes.iter().find(|n| n.node.id == id).unwrap();
+    assert_eq!(of(&a_id).status, NodeStatus::Offline);
+    assert!(of(&a_id).stopped_at_ms.is_some());
+    assert_ne!(of(&b.node_id().unwrap()).status, NodeStatus::Offline);
+    b.shutdown().await.unwrap();
+    web.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_heartbeat_longer_than_half_the_lease_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    let options = QueueOptions::new()
+        .lease(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(6));
+    let err = workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            options,
+        )
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+    assert!(err.to_string().contains("at most half its lease"), "{err}");
+    // Nothing was started: the registry still has no queue.
+    assert!(matches!(workers.nodes().await, Err(Error::NoQueue)));
+}

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use rustf_workers::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Finish, FinishOutcome, JobFilter,
-    JobState, JobStore, NewJob, PostgresOptions, PostgresQueue, SqliteOptions, SqliteQueue,
+    JobState, JobStore, NewJob, NewNode, NodeBeat, NodeStatus, PostgresOptions, PostgresQueue,
+    SqliteOptions, SqliteQueue,
 };
 use rustf_workers::{CheckpointStore, IdempotencyStore};
 use rustf_workers_tests::postgres::TestDatabase;
@@ -60,6 +61,7 @@ macro_rules! store_suite {
                 checkpoint_and_idempotency_traits,
                 list_filters_and_pages,
                 counts_per_worker_and_state,
+                nodes_register_beat_stop_and_age,
             );
         }
     };
@@ -1197,6 +1199,91 @@ async fn counts_per_worker_and_state<F: StoreFactory>() {
         ("b".to_string(), JobState::Running, 1),
     ];
     assert_eq!(counts, expected);
+}
+
+async fn nodes_register_beat_stop_and_age<F: StoreFactory>() {
+    let db = F::create();
+    let store = db.open();
+    let node = |id: &str| NewNode {
+        id: id.into(),
+        host: "box-1".into(),
+        pid: 42,
+        concurrency: 16,
+        memory_pool: 1 << 20,
+        workers: vec!["a".into(), "b".into()],
+        heartbeat_ms: 1_000,
+    };
+    let beat = |id: &str, running: u32, cooling: Option<i64>| NodeBeat {
+        id: id.into(),
+        running,
+        memory_used: 512,
+        cooling_until_ms: cooling,
+    };
+    store.register_node(T0, node("n1")).await.unwrap();
+    store.register_node(T0 + 10, node("n2")).await.unwrap();
+    let err = store.register_node(T0 + 20, node("n1")).await.unwrap_err();
+    assert!(err.is_validation(), "an id is never reused: {err}");
+
+    let listed = db.open().nodes(T0 + 10, 30_000).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|n| n.node.id.as_str()).collect();
+    assert_eq!(ids, ["n2", "n1"], "newest first");
+    assert_eq!(listed[1].node, node("n1"));
+    assert_eq!((listed[1].started_at_ms, listed[1].last_beat_ms), (T0, T0));
+    assert_eq!(listed[1].status, NodeStatus::Idle);
+
+    assert!(store
+        .node_beat(T0 + 1_000, beat("n1", 3, None))
+        .await
+        .unwrap());
+    assert!(store
+        .node_beat(T0 + 1_000, beat("n2", 0, Some(T0 + 60_000)))
+        .await
+        .unwrap());
+    let status = |nodes: &[rustf_workers::queue::NodeRecord], id: &str| {
+        nodes.iter().find(|n| n.node.id == id).unwrap().status
+    };
+    let now = store.nodes(T0 + 1_500, 30_000).await.unwrap();
+    assert_eq!(status(&now, "n1"), NodeStatus::Busy);
+    assert_eq!(status(&now, "n2"), NodeStatus::Unhealthy, "cooling down");
+    let n1 = now.iter().find(|n| n.node.id == "n1").unwrap();
+    assert_eq!((n1.running, n1.memory_used), (3, 512));
+    // Two beats late: unhealthy; a lease without one: offline.
+    let later = store.nodes(T0 + 3_500, 30_000).await.unwrap();
+    assert_eq!(status(&later, "n1"), NodeStatus::Unhealthy);
+    let gone = store.nodes(T0 + 31_001, 30_000).await.unwrap();
+    assert_eq!(status(&gone, "n1"), NodeStatus::Offline);
+
+    store.stop_node(T0 + 2_000, "n2").await.unwrap();
+    let stopped = store.nodes(T0 + 2_000, 30_000).await.unwrap();
+    let n2 = stopped.iter().find(|n| n.node.id == "n2").unwrap();
+    assert_eq!(
+        (n2.status, n2.stopped_at_ms),
+        (NodeStatus::Offline, Some(T0 + 2_000))
+    );
+    assert_eq!(n2.running, 0);
+    assert!(
+        !store
+            .node_beat(T0 + 2_500, beat("n2", 1, None))
+            .await
+            .unwrap(),
+        "a stopped node beats no more"
+    );
+    assert!(!store.node_beat(T0, beat("ghost", 1, None)).await.unwrap());
+
+    // Pruning forgets the nodes silent since its horizon.
+    store.prune(T0 + 2_000, 1_000).await.unwrap();
+    let kept: Vec<String> = store
+        .nodes(T0 + 2_000, 30_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.node.id)
+        .collect();
+    assert_eq!(
+        kept,
+        ["n2"],
+        "n1 last beat at T0+1000, n2 stopped at T0+2000"
+    );
 }
 
 // ---- SQLite only: the file itself -------------------------------------------------------

@@ -193,3 +193,10 @@ pub(super) async fn enqueue(
         Err(err) => error(&err),
     }
 }
+
+pub(super) async fn nodes(State(http): Shared) -> Response {
+    match http.registry.nodes().await {
+        Ok(nodes) => Json(nodes).into_response(),
+        Err(err) => error(&err),
+    }
+}

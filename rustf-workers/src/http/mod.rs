@@ -23,6 +23,7 @@
 //! | `GET /jobs?state=&worker=&search=&limit=&before=` | stored jobs of the durable queue, newest first, paged |
 //! | `GET /jobs/{id}` | one stored job: state, attempts, errors, progress, checkpoint |
 //! | `GET /jobs/counts` | how many stored jobs each worker has in each state |
+//! | `GET /nodes` | the processes that run the queue's jobs: host, capacity, load, status |
 //! | `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}`, `POST /jobs/prune?older_than_ms=` | manage stored jobs; off unless [`RouterBuilder::allow_managing_jobs`] |
 //! | `POST /{name}/jobs?delay_ms=&priority=&unique_key=...` | enqueue a job with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //!
@@ -155,6 +156,7 @@ impl RouterBuilder {
             .route("/runs/{id}/events", get(handlers::events))
             .route("/jobs", get(jobs::jobs))
             .route("/jobs/counts", get(jobs::counts))
+            .route("/nodes", get(jobs::nodes))
             .route("/jobs/prune", axum::routing::post(jobs::prune))
             .route("/jobs/{id}", get(jobs::job).delete(jobs::delete))
             .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))

@@ -21,6 +21,7 @@
 #[cfg(feature = "cron")]
 mod cron;
 mod job;
+mod node;
 mod runner;
 mod state;
 mod store;
@@ -36,6 +37,7 @@ pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
     JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
+pub use node::{NewNode, NodeBeat, NodeRecord, NodeStatus};
 pub use runner::QueueOptions;
 pub(crate) use runner::{Called, Runner, StoredJobSink};
 pub use state::JobState;

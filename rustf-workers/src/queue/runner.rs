@@ -9,7 +9,7 @@
 //! transaction).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,8 @@ use crate::{CancelReason, Error, Result, RunStatus, StoreFuture};
 pub struct QueueOptions {
     pub(crate) concurrency: usize,
     pub(crate) lease: Duration,
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) cooldown: (u32, Duration),
     pub(crate) poll_interval: Duration,
     pub(crate) runs_jobs: bool,
     pub(crate) retention: Option<Duration>,
@@ -42,6 +44,8 @@ impl Default for QueueOptions {
         Self {
             concurrency: 16,
             lease: Duration::from_secs(30),
+            heartbeat: None,
+            cooldown: (10, Duration::from_secs(60)),
             poll_interval: Duration::from_secs(1),
             runs_jobs: true,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
@@ -73,6 +77,29 @@ impl QueueOptions {
         self
     }
 
+    /// How often this process beats: it extends its leases, reports its load as a node
+    /// ([`WorkerRegistry::nodes`](crate::WorkerRegistry::nodes)), and hears of cancels
+    /// asked elsewhere. Default: a third of the lease; at most half of it (a longer one is
+    /// refused by `use_queue_with`).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = Some(every.max(Duration::from_millis(10)));
+        self
+    }
+
+    /// Stops claiming for `period` once `failures` of this process's stored jobs in a
+    /// row failed for reasons that may be the node's (a panic or a timeout), as Phase-3's
+    /// scheduler cools a failing worker down: the node shows `unhealthy`, other nodes take
+    /// the work, and claiming resumes after the period. Durable calls still run. Default
+    /// 10 in a row, 60 s; `failures` 0 turns it off.
+    pub fn cooldown(mut self, failures: u32, period: Duration) -> Self {
+        self.cooldown = (failures, period);
+        self
+    }
+
+    pub(crate) fn heartbeat_every(&self) -> Duration {
+        self.heartbeat.unwrap_or(self.lease / 3)
+    }
+
     /// How often the store is asked for due jobs when nothing wakes the poller sooner (a
     /// local enqueue, a run's end, the next scheduled job). Default 1 s.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -96,11 +123,14 @@ impl QueueOptions {
 }
 
 /// The store's clock as this process reads it: the wall clock when the queue was opened,
-/// advanced by tokio's clock, so tests on tokio's paused clock move the queue's time too.
-#[derive(Clone, Copy)]
+/// advanced by tokio's clock (so tests on tokio's paused clock move the queue's time too),
+/// plus the offset to the store's own clock when it has one ([`JobStore::clock_ms`]: a
+/// database server's, which every node then agrees on), sampled with each heartbeat.
 pub(crate) struct Clock {
     base_ms: i64,
     start: Instant,
+    /// The store's clock minus this machine's, in ms, as last sampled.
+    offset_ms: AtomicI64,
 }
 
 impl Clock {
@@ -111,18 +141,45 @@ impl Clock {
         Self {
             base_ms: i64::try_from(base.as_millis()).unwrap_or(i64::MAX),
             start: Instant::now(),
+            offset_ms: AtomicI64::new(0),
         }
     }
 
-    pub(crate) fn now_ms(&self) -> i64 {
+    /// This machine's time on this clock, without the store's offset.
+    fn local_ms(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.base_ms.saturating_add(elapsed)
     }
 
-    /// `at` on this clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        // Relaxed: one value, read whole; a sample a beat old is as good.
+        self.local_ms()
+            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// `at`, a time on this machine's clock, on the store's.
     pub(crate) fn at_ms(&self, at: SystemTime) -> i64 {
         let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        i64::try_from(since.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Takes the store's clock as `store_ms`, read between local times `sent` and
+    /// `received`: the reading is taken to be from midway.
+    fn sample(&self, store_ms: i64, sent: i64, received: i64) {
+        let midway = sent + (received - sent) / 2;
+        self.offset_ms
+            .store(store_ms.saturating_sub(midway), Ordering::Relaxed);
+    }
+
+    /// Samples the store's clock, if it has one.
+    async fn sync(&self, store: &dyn JobStore) -> Result<()> {
+        let sent = self.local_ms();
+        if let Some(store_ms) = store.clock_ms().await? {
+            self.sample(store_ms, sent, self.local_ms());
+        }
+        Ok(())
     }
 }
 
@@ -133,7 +190,7 @@ pub(crate) struct Runner {
     /// This process as the store knows it: a fresh id per start, never reused.
     owner: String,
     options: QueueOptions,
-    pub(crate) clock: Clock,
+    pub(crate) clock: Arc<Clock>,
     /// Wakes the poller: a local enqueue, a run's end.
     wake: Notify,
     /// The jobs this process holds a lease on, by id, with their claim's epoch.
@@ -147,6 +204,10 @@ pub(crate) struct Runner {
     written: Notify,
     /// Claims under way.
     claiming: AtomicUsize,
+    /// Stored jobs in a row that panicked or timed out here (reset by any other end).
+    node_failures: AtomicU32,
+    /// Until when this node claims nothing (store clock, ms), 0 when it may.
+    cooling_until: AtomicI64,
     stopping: AtomicBool,
     stopped: Notify,
 }
@@ -164,7 +225,7 @@ impl Runner {
             registry,
             owner: uuid::Uuid::new_v4().to_string(),
             options,
-            clock: Clock::new(),
+            clock: Arc::new(Clock::new()),
             wake: Notify::new(),
             leased: Mutex::new(HashMap::new()),
             stored_progress: Mutex::new(HashMap::new()),
@@ -172,6 +233,8 @@ impl Runner {
             unwritten: AtomicUsize::new(0),
             written: Notify::new(),
             claiming: AtomicUsize::new(0),
+            node_failures: AtomicU32::new(0),
+            cooling_until: AtomicI64::new(0),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
         });
@@ -179,18 +242,101 @@ impl Runner {
         // strong hold both ways kept the runner, its store and the writer for ever.
         tokio::spawn(write_outcomes(
             Arc::clone(&runner.store),
-            runner.clock,
+            Arc::clone(&runner.clock),
             Arc::downgrade(&runner),
             outcomes,
         ));
-        // Always: durable calls run here even in a process that claims nothing.
-        tokio::spawn(heartbeat(Arc::clone(&runner)));
-        if runner.options.runs_jobs {
-            tokio::spawn(poll(Arc::clone(&runner)));
-            #[cfg(feature = "cron")]
-            tokio::spawn(cron(Arc::clone(&runner)));
-        }
+        let starting = Arc::clone(&runner);
+        tokio::spawn(async move {
+            // The store's clock first, so that no claim or cron tick reads another.
+            if let Err(err) = starting.clock.sync(&*starting.store).await {
+                log::warn!(target: "rustf_workers::queue", "reading the store's clock: {err}");
+            }
+            if starting.options.runs_jobs {
+                if let Err(err) = starting.register().await {
+                    log::warn!(target: "rustf_workers::queue", "registering this node: {err}");
+                }
+            }
+            // Always: durable calls run here even in a process that claims nothing.
+            tokio::spawn(heartbeat(Arc::clone(&starting)));
+            if starting.options.runs_jobs {
+                tokio::spawn(poll(Arc::clone(&starting)));
+                #[cfg(feature = "cron")]
+                tokio::spawn(cron(starting));
+            }
+        });
         runner
+    }
+
+    /// Registers this process as a node of the store.
+    async fn register(&self) -> Result<()> {
+        let Some(registry) = self.registry.upgrade() else {
+            return Ok(());
+        };
+        let mut workers = registry.definition_names();
+        workers.sort_unstable();
+        let node = super::NewNode {
+            id: self.owner.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+            concurrency: u32::try_from(self.options.concurrency).unwrap_or(u32::MAX),
+            memory_pool: registry.memory_pool(),
+            workers,
+            heartbeat_ms: millis(self.options.heartbeat_every()),
+        };
+        self.store.register_node(self.clock.now_ms(), node).await
+    }
+
+    /// This node's id in the store: the owner of the jobs it claims.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// Marks this node stopped in the store (its queue has shut down).
+    pub(crate) async fn stop_node(&self) -> Result<()> {
+        if !self.options.runs_jobs {
+            return Ok(());
+        }
+        self.store.stop_node(self.clock.now_ms(), &self.owner).await
+    }
+
+    /// The store's nodes, offline after a lease without a beat (when their jobs are
+    /// rescued).
+    pub(crate) async fn nodes(&self) -> Result<Vec<super::NodeRecord>> {
+        self.store
+            .nodes(self.clock.now_ms(), millis(self.options.lease))
+            .await
+    }
+
+    /// Whether this node is in its cooldown now.
+    fn is_cooling(&self) -> bool {
+        // Relaxed: a hint read before each claim.
+        self.cooling_until.load(Ordering::Relaxed) > self.clock.now_ms()
+    }
+
+    /// Counts a stored job's end here toward the cooldown: a panic or a timeout may be
+    /// the node's fault, anything else shows it works.
+    fn count_end(&self, status: RunStatus) {
+        let (threshold, period) = self.options.cooldown;
+        if !matches!(status, RunStatus::Panicked | RunStatus::TimedOut) {
+            self.node_failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        // Relaxed: a count of its own; the cooldown is a hint to the poller.
+        let failures = self.node_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if threshold > 0 && failures >= threshold {
+            self.node_failures.store(0, Ordering::Relaxed);
+            let until = self
+                .clock
+                .now_ms()
+                .saturating_add(i64::try_from(period.as_millis()).unwrap_or(i64::MAX));
+            self.cooling_until.store(until, Ordering::Relaxed);
+            log::warn!(
+                target: "rustf_workers::queue",
+                "{failures} stored jobs in a row panicked or timed out here: this node claims \
+                 nothing for {period:?}",
+            );
+        }
     }
 
     /// A job was enqueued here, or room was made: look for due jobs now.
@@ -259,7 +405,7 @@ impl Runner {
             return false;
         };
         let room = self.options.concurrency.saturating_sub(self.leased().len());
-        room > 0 && !registry.job_room(room).1.is_empty()
+        room > 0 && !self.is_cooling() && !registry.job_room(room).1.is_empty()
     }
 
     fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
@@ -292,7 +438,7 @@ impl Runner {
             return Ok(0);
         };
         let room = self.options.concurrency.saturating_sub(self.leased().len());
-        if room == 0 || registry.is_shutting_down() {
+        if room == 0 || registry.is_shutting_down() || self.is_cooling() {
             return Ok(0);
         }
         let (limit, workers) = registry.job_room(room);
@@ -492,7 +638,21 @@ impl Runner {
         for (id, _) in self.store.cancel_requests(&self.owner).await? {
             registry.cancel_local(&id);
         }
-        self.store_progress(&registry).await
+        self.store_progress(&registry).await?;
+        if self.options.runs_jobs {
+            let cooling = self.cooling_until.load(Ordering::Relaxed);
+            let beat = super::NodeBeat {
+                id: self.owner.clone(),
+                running: u32::try_from(self.leased().len()).unwrap_or(u32::MAX),
+                memory_used: registry.memory_in_use(),
+                cooling_until_ms: (cooling > self.clock.now_ms()).then_some(cooling),
+            };
+            if !self.store.node_beat(self.clock.now_ms(), beat).await? {
+                // Pruned while silent (a long pause): registered again, as it runs on.
+                self.register().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Stores the progress of each job run here whose progress moved since the last beat,
@@ -595,6 +755,7 @@ impl RunSink for JobSink {
                 .err()
                 .map_or_else(String::new, ToString::to_string)
         };
+        self.runner.count_end(status);
         let outcome = match status {
             // A daemon that returned because shutdown asked it to stop has stopped, not
             // finished: handed back, to resume from its checkpoint after the next start.
@@ -760,7 +921,7 @@ async fn poll(runner: Arc<Runner>) {
 
 /// Extends leases every third of a lease; rescues expired ones and prunes now and then.
 async fn heartbeat(runner: Arc<Runner>) {
-    let every = runner.options.lease / 3;
+    let every = runner.options.heartbeat_every();
     let mut beats: u64 = 0;
     loop {
         let mut stopped = std::pin::pin!(runner.stopped.notified());
@@ -768,6 +929,9 @@ async fn heartbeat(runner: Arc<Runner>) {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = stopped => {}
+        }
+        if let Err(err) = runner.clock.sync(&*runner.store).await {
+            log::warn!(target: "rustf_workers::queue", "reading the store's clock: {err}");
         }
         if let Err(err) = runner.beat().await {
             log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
@@ -810,7 +974,7 @@ async fn heartbeat(runner: Arc<Runner>) {
 /// stored.
 async fn write_outcomes(
     store: Arc<dyn JobStore>,
-    clock: Clock,
+    clock: Arc<Clock>,
     runner: std::sync::Weak<Runner>,
     mut outcomes: mpsc::UnboundedReceiver<Finish>,
 ) {
@@ -909,5 +1073,42 @@ async fn cron(runner: Arc<Runner>) {
             () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
             () = stopped => return,
         }
+    }
+}
+
+/// This machine's name, as the kernel has it; `unknown` where it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::Clock;
+
+    #[test]
+    fn the_store_clock_is_taken_as_read_midway_between_asking_and_hearing() {
+        let clock = Clock::new();
+        let local = clock.local_ms();
+        assert!(
+            (clock.now_ms() - local).abs() <= 1,
+            "no offset before a sample"
+        );
+        // The store is 10 s ahead; the reading took 40 ms there and back.
+        clock.sample(local + 10_000 + 20, local, local + 40);
+        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), 10_000);
+        assert!(clock.now_ms() - local >= 10_000);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_000);
+        assert_eq!(clock.at_ms(at), 11_000, "a wall time moves with the offset");
+        // Behind, too.
+        clock.sample(local - 5_000, local, local);
+        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), -5_000);
     }
 }

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
-    JobRecord, JobState, NewJob,
+    JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord,
 };
 use crate::StoreFuture;
 
@@ -19,9 +19,9 @@ use crate::StoreFuture;
 /// Times are `i64` milliseconds since the Unix epoch. Methods that compare or write times
 /// take the caller's `now_ms`: the engine computes it from a clock it controls, so tests
 /// can run on tokio's paused clock, and every process sharing one SQLite file shares the
-/// machine's clock. The PostgreSQL store will use the database's clock for lease expiry
-/// and due times instead, so that nodes with skewed clocks agree; there `now_ms` only
-/// stamps errors.
+/// machine's clock. A store with a clock of its own (a database server's) says so with
+/// [`JobStore::clock_ms`]: the engine's clock then follows it, sampled with each
+/// heartbeat, so that nodes with skewed clocks agree.
 ///
 /// # Fencing
 ///
@@ -146,7 +146,7 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Deletes finished jobs that finished at or before `now_ms - older_than_ms` (with
     /// `older_than_ms` 0, every finished job), the cron ticks recorded by then except
-    /// each worker's latest, and expired
+    /// each worker's latest, the nodes silent since then, and expired
     /// idempotency records; returns how many jobs.
     fn prune(&self, now_ms: i64, older_than_ms: u64) -> StoreFuture<'_, u64>;
 
@@ -173,6 +173,35 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The latest cron tick recorded for `worker`.
     fn last_cron_tick<'a>(&'a self, worker: &'a str) -> StoreFuture<'a, Option<i64>>;
+
+    /// Records a node (a process that runs jobs) as its queue starts, at `now_ms`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) for an id already registered: a
+    /// node's id is never reused.
+    fn register_node(&self, now_ms: i64, node: NewNode) -> StoreFuture<'_, ()>;
+
+    /// Records a node's heartbeat at `now_ms`; returns `false` for a node unknown (pruned)
+    /// or stopped.
+    fn node_beat(&self, now_ms: i64, beat: NodeBeat) -> StoreFuture<'_, bool>;
+
+    /// Marks node `id` stopped at `now_ms` (its queue shut down): offline from then on.
+    fn stop_node<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Every node the store knows, newest first, each with its status at `now_ms`
+    /// ([`NodeRecord::status_at`], offline after `offline_after_ms` without a beat).
+    /// [`prune`](Self::prune) forgets the nodes silent since its horizon.
+    fn nodes(&self, now_ms: i64, offline_after_ms: u64) -> StoreFuture<'_, Vec<NodeRecord>>;
+
+    /// The store's own clock, in ms since the Unix epoch, when every process sharing it
+    /// should read time from it (a database server's, so that nodes with skewed clocks
+    /// agree on leases and schedules); `None`, the default, for a store whose processes
+    /// share one machine's clock. The engine samples it when its queue starts, before it
+    /// claims anything, and with every heartbeat, and passes times on it as `now_ms`.
+    fn clock_ms(&self) -> StoreFuture<'_, Option<i64>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 /// How many attempts beyond its own a job may lose to a dead process (lease expired)

@@ -816,6 +816,11 @@ impl WorkerRegistry {
                      their jobs will be rescued when their leases expire",
                 );
             }
+            // Offline from now on, as its listing shows; a failure to say so only leaves
+            // the node to go offline when its beats stop.
+            if let Err(err) = queue.stop_node().await {
+                log::warn!(target: "rustf_workers::queue", "shutdown: marking this node stopped: {err}");
+            }
         }
         Ok(())
     }

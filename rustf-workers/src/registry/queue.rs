@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Started, WeakRegistry, WorkerRegistry};
 use crate::queue::{
     Called, ClaimedJob, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
-    QueueOptions, Runner, StoredJobSink,
+    NodeRecord, QueueOptions, Runner, StoredJobSink,
 };
 use crate::run::definition::Definition;
 use crate::run::driver::cancel;
@@ -58,6 +58,14 @@ impl WorkerRegistry {
             return Err(Error::validation(
                 "this registry already has a durable queue",
             ));
+        }
+        if options.heartbeat_every() * 2 > options.lease {
+            return Err(Error::validation(format!(
+                "the queue's heartbeat ({:?}) must be at most half its lease ({:?}): a lease \
+                 outlives two missed beats",
+                options.heartbeat_every(),
+                options.lease
+            )));
         }
         let weak = WeakRegistry(Arc::downgrade(&self.inner));
         let store: Arc<dyn JobStore> = Arc::new(queue.clone());
@@ -245,6 +253,27 @@ impl WorkerRegistry {
                 count,
             })
             .collect())
+    }
+
+    /// The processes that run this store's jobs (this one included, unless it was opened
+    /// with [`QueueOptions::runs_jobs`]`(false)`), newest first: host, pid, capacity,
+    /// load at the last heartbeat, and a status derived from their heartbeats (offline
+    /// after a lease without one, when their jobs are rescued).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`].
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.queue()?.nodes().await
+    }
+
+    /// This process's id as a node of the store (the owner of the jobs it claims), once
+    /// it has a queue.
+    pub fn node_id(&self) -> Option<String> {
+        self.inner
+            .queue
+            .get()
+            .map(|queue| queue.node_id().to_owned())
     }
 
     /// Makes a discarded or cancelled job available again, with one more attempt.
@@ -498,6 +527,27 @@ impl WorkerRegistry {
         (room, workers)
     }
 
+    /// The registered workers' names.
+    pub(crate) fn definition_names(&self) -> Vec<String> {
+        let catalog = self.inner.catalog.load();
+        catalog
+            .definitions
+            .keys()
+            .map(|name| name.to_string())
+            .collect()
+    }
+
+    /// The memory pool, in bytes.
+    pub(crate) fn memory_pool(&self) -> u64 {
+        self.inner.live.admission.memory_pool()
+    }
+
+    /// Memory the admitted runs declare now, in bytes.
+    pub(crate) fn memory_in_use(&self) -> u64 {
+        let (_, free) = self.inner.live.admission.free();
+        self.memory_pool().saturating_sub(free)
+    }
+
     /// Starts a claimed job as a run of its worker, its id the job's, its messages kept
     /// for a reader when `read`.
     pub(crate) fn start_job(
@@ -549,35 +599,25 @@ impl WorkerRegistry {
 
 /// Ends stand-in `run` if `record` is finished; returns whether it did.
 fn close_with_record(run: &Run, record: &JobRecord) -> bool {
-    let error = || {
-        record
-            .errors
-            .last()
-            .map_or_else(String::new, |error| error.error.clone())
-    };
-    let (result, status) = match record.state {
-        JobState::Completed => (Ok(()), RunStatus::Completed),
-        JobState::Cancelled => (
-            Err(Error::JobFailed {
-                id: record.id.clone(),
-                worker: record.worker.clone(),
-                state: record.state,
-                error: error(),
-            }),
-            RunStatus::Cancelled,
-        ),
-        JobState::Discarded => (
-            Err(Error::JobFailed {
-                id: record.id.clone(),
-                worker: record.worker.clone(),
-                state: record.state,
-                error: error(),
-            }),
-            RunStatus::Failed,
-        ),
+    let status = match record.state {
+        JobState::Completed => {
+            run.close_stand_in(Ok(()), RunStatus::Completed);
+            return true;
+        }
+        JobState::Cancelled => RunStatus::Cancelled,
+        JobState::Discarded => RunStatus::Failed,
         _ => return false,
     };
-    run.close_stand_in(result, status);
+    let failed = Error::JobFailed {
+        id: record.id.clone(),
+        worker: record.worker.clone(),
+        state: record.state,
+        error: record
+            .errors
+            .last()
+            .map_or_else(String::new, |error| error.error.clone()),
+    };
+    run.close_stand_in(Err(failed), status);
     true
 }
 

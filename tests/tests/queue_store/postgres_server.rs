@@ -13,19 +13,28 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The number of migrations recorded in the database at `url`, read with a raw client.
-fn recorded_migrations(url: &str, schema: &str) -> i64 {
+/// The migrations recorded in the database at `url`: how many rows, and the latest
+/// version. Each applied once: as many rows as the latest version.
+fn recorded_migrations(url: &str, schema: &str) -> (i64, i32) {
     let (url, sql) = (
         url.to_owned(),
-        format!("SELECT count(*) FROM {schema}.rustf_workers_migrations"),
+        format!("SELECT count(*), max(version) FROM {schema}.rustf_workers_migrations"),
     );
     on_own_runtime(async move {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
         tokio::spawn(connection);
-        client.query_one(&sql, &[]).await.unwrap().get(0)
+        let row = client.query_one(&sql, &[]).await.unwrap();
+        (row.get(0), row.get(1))
     })
+}
+
+#[track_caller]
+fn assert_migrated_once(url: &str, schema: &str) {
+    let (rows, latest) = recorded_migrations(url, schema);
+    assert!(latest >= 2, "0001 and 0002 applied: {latest}");
+    assert_eq!(rows, i64::from(latest), "each migration recorded once");
 }
 
 #[tokio::test]
@@ -103,7 +112,7 @@ fn racing_connects_migrate_once() {
     for racer in racers {
         assert!(racer.join().unwrap().is_empty());
     }
-    assert_eq!(recorded_migrations(db.url(), "public"), 1);
+    assert_migrated_once(db.url(), "public");
 }
 
 #[tokio::test]
@@ -127,8 +136,8 @@ async fn schemas_keep_queues_apart() {
     a.record("w", "k", "run-a", Duration::from_secs(60));
     assert_eq!(a.lookup("w", "k").as_deref(), Some("run-a"));
     assert_eq!(b.lookup("w", "k"), None);
-    assert_eq!(recorded_migrations(db.url(), "queue_a"), 1);
-    assert_eq!(recorded_migrations(db.url(), "queue_b"), 1);
+    assert_migrated_once(db.url(), "queue_a");
+    assert_migrated_once(db.url(), "queue_b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

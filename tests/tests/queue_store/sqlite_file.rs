@@ -57,7 +57,7 @@ async fn opens_a_database_written_by_schema_0001() {
     let version: u32 = raw
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@ use super::Fail;
 
 /// Every migration, in order: `(version, file, SQL)`. A database at version `n` has had
 /// the first `n` applied, each recorded as a row of `rustf_workers_migrations`.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_jobs.sql", include_str!("0001_jobs.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_jobs.sql", include_str!("0001_jobs.sql")),
+    (2, "0002_nodes.sql", include_str!("0002_nodes.sql")),
+];
 
 /// The schema version this build writes.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;

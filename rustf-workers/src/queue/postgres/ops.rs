@@ -12,7 +12,8 @@ use super::sql::*;
 use super::{rows, Fail};
 use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
-    JobFilter, JobPage, JobRecord, JobState, NewJob, LOST_ATTEMPTS_ALLOWED,
+    JobFilter, JobPage, JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord,
+    LOST_ATTEMPTS_ALLOWED,
 };
 use crate::{Error, Result};
 
@@ -485,17 +486,19 @@ pub(super) async fn delete(c: &Object, id: &str) -> Done<bool> {
 
 pub(super) async fn prune(tx: &Transaction<'_>, now: i64, older_than_ms: u64) -> Done<u64> {
     let horizon = now.saturating_sub(big(older_than_ms));
-    let (jobs, ticks, records) = tokio::try_join!(
+    let (jobs, ticks, nodes, records) = tokio::try_join!(
         tx.prepare_cached(PRUNE_FINISHED_JOBS),
         tx.prepare_cached(PRUNE_CRON_TICKS),
+        tx.prepare_cached(PRUNE_NODES),
         tx.prepare_cached(PRUNE_RUN_IDEMPOTENCY),
     )?;
     // Sent together: tokio-postgres pipelines them on the connection, one round trip.
     let (by_horizon, by_now): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
         ([&horizon], [&now]);
-    let (pruned, _, _) = tokio::try_join!(
+    let (pruned, _, _, _) = tokio::try_join!(
         tx.execute(&jobs, &by_horizon),
         tx.execute(&ticks, &by_horizon),
+        tx.execute(&nodes, &by_horizon),
         tx.execute(&records, &by_now),
     )?;
     Ok(pruned)
@@ -546,4 +549,69 @@ pub(super) async fn cron_tick(
 pub(super) async fn last_cron_tick(c: &Object, worker: &str) -> Done<Option<i64>> {
     let stmt = c.prepare_cached(LAST_CRON_TICK).await?;
     Ok(c.query_one(&stmt, &[&worker]).await?.try_get(0)?)
+}
+
+pub(super) async fn register_node(c: &Object, now: i64, node: &NewNode) -> Done<()> {
+    let stmt = c.prepare_cached(REGISTER_NODE).await?;
+    let inserted = c
+        .execute(
+            &stmt,
+            &[
+                &node.id,
+                &node.host,
+                &i64::from(node.pid),
+                &i64::from(node.concurrency),
+                &big(node.memory_pool),
+                &node.workers,
+                &big(node.heartbeat_ms),
+                &now,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            Err(Fail::Refused(Error::validation(format!(
+                "node `{}` is already registered: a node's id is never reused",
+                node.id
+            ))))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(super) async fn node_beat(c: &Object, now: i64, beat: &NodeBeat) -> Done<bool> {
+    let stmt = c.prepare_cached(BEAT_NODE).await?;
+    let changed = c
+        .execute(
+            &stmt,
+            &[
+                &beat.id,
+                &now,
+                &i64::from(beat.running),
+                &big(beat.memory_used),
+                &beat.cooling_until_ms,
+            ],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
+pub(super) async fn stop_node(c: &Object, now: i64, id: &str) -> Done<()> {
+    let stmt = c.prepare_cached(STOP_NODE).await?;
+    c.execute(&stmt, &[&id, &now]).await?;
+    Ok(())
+}
+
+pub(super) async fn nodes(c: &Object, now: i64, offline_after_ms: u64) -> Done<Vec<NodeRecord>> {
+    let stmt = c.prepare_cached(SELECT_NODES).await?;
+    let rows = c.query(&stmt, &[]).await?;
+    let mut nodes = rows
+        .iter()
+        .map(rows::node_record)
+        .collect::<Done<Vec<_>>>()?;
+    for node in &mut nodes {
+        node.status = node.status_at(now, offline_after_ms);
+    }
+    Ok(nodes)
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::Fail;
-use crate::queue::{ClaimedJob, JobError, JobRecord, JobState};
+use crate::queue::{ClaimedJob, JobError, JobRecord, JobState, NewNode, NodeRecord, NodeStatus};
 
 type Done<T> = std::result::Result<T, Fail>;
 
@@ -57,6 +57,28 @@ pub(super) fn claimed_job(row: &Row) -> Done<ClaimedJob> {
     })
 }
 
+/// A `NodeRecord` from the columns of `SELECT_NODES`, its status not yet derived.
+pub(super) fn node_record(row: &Row) -> Done<NodeRecord> {
+    Ok(NodeRecord {
+        node: NewNode {
+            id: row.try_get(0)?,
+            host: row.try_get(1)?,
+            pid: unsigned(row, 2)?,
+            concurrency: unsigned(row, 3)?,
+            memory_pool: unsigned(row, 4)?,
+            workers: row.try_get(5)?,
+            heartbeat_ms: unsigned(row, 6)?,
+        },
+        started_at_ms: row.try_get(7)?,
+        last_beat_ms: row.try_get(8)?,
+        stopped_at_ms: row.try_get(9)?,
+        running: unsigned(row, 10)?,
+        memory_used: unsigned(row, 11)?,
+        cooling_until_ms: row.try_get(12)?,
+        status: NodeStatus::Offline,
+    })
+}
+
 /// A `bigint` column as an unsigned integer.
 pub(super) fn unsigned<T: TryFrom<i64>>(row: &Row, idx: usize) -> Done<T> {
     let value: i64 = row.try_get(idx)?;
@@ -83,7 +105,7 @@ fn errors(row: &Row, idx: usize) -> Done<Vec<JobError>> {
 fn bad(row: &Row, idx: usize, why: String) -> Fail {
     let column = row.columns().get(idx).map_or("?", |c| c.name());
     Fail::Store {
-        action: "reading a job from".into(),
+        action: "reading rows from".into(),
         message: format!("column `{column}`: {why}"),
     }
 }

@@ -337,6 +337,37 @@ pub(super) const RECORD_CRON_TICK: &str = "
 pub(super) const LAST_CRON_TICK: &str =
     "SELECT max(tick_ms) FROM cron_ticks WHERE worker = $1::text";
 
+// ---- nodes ---------------------------------------------------------------------------
+
+/// Records node ?1 as started at ?8. Index: the primary key, which refuses an id again.
+pub(super) const REGISTER_NODE: &str = "
+    INSERT INTO nodes (id, host, pid, concurrency, memory_pool, workers, heartbeat_ms,
+                       started_at, last_beat)
+    VALUES ($1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::text[], $7::bigint,
+            $8::bigint, $8::bigint)";
+
+/// Records a heartbeat of node ?1 at ?2, unless it stopped. Index: the primary key.
+pub(super) const BEAT_NODE: &str = "
+    UPDATE nodes
+    SET last_beat = $2::bigint, running = $3::bigint, memory_used = $4::bigint,
+        cooling_until = $5::bigint
+    WHERE id = $1::text AND stopped_at IS NULL";
+
+/// Marks node ?1 stopped at ?2, nothing running.
+pub(super) const STOP_NODE: &str = "
+    UPDATE nodes SET stopped_at = $2::bigint, last_beat = $2::bigint, running = 0,
+                     memory_used = 0
+    WHERE id = $1::text AND stopped_at IS NULL";
+
+/// Every node, newest first. Index: `nodes_by_start`.
+pub(super) const SELECT_NODES: &str = "
+    SELECT id, host, pid, concurrency, memory_pool, workers, heartbeat_ms, started_at,
+           last_beat, stopped_at, running, memory_used, cooling_until
+    FROM nodes ORDER BY started_at DESC, id";
+
+/// Forgets the nodes silent (stopped, or not beating) since ?1.
+pub(super) const PRUNE_NODES: &str = "DELETE FROM nodes WHERE last_beat <= $1::bigint";
+
 // ---- CheckpointStore and IdempotencyStore, for in-process runs -----------------------
 
 /// Replaces the checkpoint of run ?2 of worker ?1 with ?3.

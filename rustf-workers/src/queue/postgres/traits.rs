@@ -8,7 +8,7 @@ use super::sql::*;
 use super::{ops, Fail, PostgresQueue};
 use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
-    JobRecord, JobState, JobStore, NewJob,
+    JobRecord, JobState, JobStore, NewJob, NewNode, NodeBeat, NodeRecord,
 };
 use crate::{CheckpointStore, IdempotencyStore, StoreFuture};
 
@@ -78,6 +78,40 @@ impl JobStore for PostgresQueue {
             ops::validate(&job)?;
             in_transaction!(self, "enqueuing jobs into", |tx| ops::enqueue_claimed(
                 &tx, now_ms, owner, lease_ms, &job
+            ))
+        })
+    }
+
+    fn register_node(&self, now_ms: i64, node: NewNode) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            on_conn!(self, "registering a node in", |c| ops::register_node(
+                c, now_ms, &node
+            ))
+        })
+    }
+
+    fn node_beat(&self, now_ms: i64, beat: NodeBeat) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            on_conn!(self, "recording a node's heartbeat in", |c| ops::node_beat(
+                c, now_ms, &beat
+            ))
+        })
+    }
+
+    fn stop_node<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            on_conn!(self, "stopping a node in", |c| ops::stop_node(
+                c, now_ms, id
+            ))
+        })
+    }
+
+    fn nodes(&self, now_ms: i64, offline_after_ms: u64) -> StoreFuture<'_, Vec<NodeRecord>> {
+        Box::pin(async move {
+            on_conn!(self, "listing nodes from", |c| ops::nodes(
+                c,
+                now_ms,
+                offline_after_ms
             ))
         })
     }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0003_waiting_without_in_lists.sql",
         include_str!("0003_waiting_without_in_lists.sql"),
     ),
+    (4, "0004_nodes.sql", include_str!("0004_nodes.sql")),
 ];
 
 /// The schema version this build writes.

@@ -11,7 +11,7 @@ use super::sql::*;
 use super::Fail;
 use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
-    JobFilter, JobPage, JobRecord, JobState, NewJob,
+    JobFilter, JobPage, JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord,
 };
 use crate::{Error, Result};
 
@@ -328,6 +328,7 @@ pub(super) fn prune(conn: &Connection, now: i64, older_than_ms: u64) -> Done<u64
         .prepare_cached(PRUNE_FINISHED_JOBS)?
         .execute([horizon])?;
     conn.prepare_cached(PRUNE_CRON_TICKS)?.execute([horizon])?;
+    conn.prepare_cached(PRUNE_NODES)?.execute([horizon])?;
     conn.prepare_cached(PRUNE_RUN_IDEMPOTENCY)?.execute([now])?;
     Ok(pruned as u64)
 }
@@ -370,4 +371,57 @@ pub(super) fn last_cron_tick(conn: &Connection, worker: &str) -> Done<Option<i64
     Ok(conn
         .prepare_cached(LAST_CRON_TICK)?
         .query_row([worker], |row| row.get(0))?)
+}
+
+pub(super) fn register_node(conn: &Connection, now: i64, node: &NewNode) -> Done<()> {
+    let workers = serde_json::to_string(&node.workers)
+        .map_err(|err| Fail::Refused(Error::validation(format!("node `{}`: {err}", node.id))))?;
+    let inserted = conn.prepare_cached(REGISTER_NODE)?.execute(params![
+        node.id,
+        node.host,
+        node.pid,
+        node.concurrency,
+        node.memory_pool,
+        workers,
+        node.heartbeat_ms,
+        now,
+    ]);
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(err, _))
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(Fail::Refused(Error::validation(format!(
+                "node `{}` is already registered: a node's id is never reused",
+                node.id
+            ))))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(super) fn node_beat(conn: &Connection, now: i64, beat: &NodeBeat) -> Done<bool> {
+    let changed = conn.prepare_cached(BEAT_NODE)?.execute(params![
+        beat.id,
+        now,
+        beat.running,
+        beat.memory_used,
+        beat.cooling_until_ms,
+    ])?;
+    Ok(changed == 1)
+}
+
+pub(super) fn stop_node(conn: &Connection, now: i64, id: &str) -> Done<()> {
+    conn.prepare_cached(STOP_NODE)?.execute(params![id, now])?;
+    Ok(())
+}
+
+pub(super) fn nodes(conn: &Connection, now: i64, offline_after_ms: u64) -> Done<Vec<NodeRecord>> {
+    let mut stmt = conn.prepare_cached(SELECT_NODES)?;
+    let rows = stmt.query_map([], rows::node_record)?;
+    let mut nodes = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    for node in &mut nodes {
+        node.status = node.status_at(now, offline_after_ms);
+    }
+    Ok(nodes)
 }

@@ -5,7 +5,7 @@ use rusqlite::types::Type;
 use rusqlite::Row;
 use serde_json::Value;
 
-use crate::queue::{ClaimedJob, JobError, JobRecord, JobState};
+use crate::queue::{ClaimedJob, JobError, JobRecord, JobState, NewNode, NodeRecord, NodeStatus};
 
 /// A `JobRecord` from the columns of `job_columns!`.
 pub(super) fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -54,6 +54,29 @@ pub(super) fn claimed_job(row: &Row<'_>) -> rusqlite::Result<(ClaimedJob, i64, i
         checkpoint: json(row, 12)?,
     };
     Ok((job, row.get(13)?, row.get(14)?))
+}
+
+/// A `NodeRecord` from the columns of `SELECT_NODES`, its status not yet derived.
+pub(super) fn node_record(row: &Row<'_>) -> rusqlite::Result<NodeRecord> {
+    let workers: String = row.get(5)?;
+    Ok(NodeRecord {
+        node: NewNode {
+            id: row.get(0)?,
+            host: row.get(1)?,
+            pid: row.get(2)?,
+            concurrency: row.get(3)?,
+            memory_pool: row.get(4)?,
+            workers: serde_json::from_str(&workers).map_err(|err| bad(5, err))?,
+            heartbeat_ms: row.get(6)?,
+        },
+        started_at_ms: row.get(7)?,
+        last_beat_ms: row.get(8)?,
+        stopped_at_ms: row.get(9)?,
+        running: row.get(10)?,
+        memory_used: row.get(11)?,
+        cooling_until_ms: row.get(12)?,
+        status: NodeStatus::Offline,
+    })
 }
 
 /// A JSON column: `NULL` is `None`.

@@ -292,3 +292,30 @@ pub(super) const RECORD_RUN_IDEMPOTENCY: &str = "
 /// The run of worker ?1 that completed under key ?2, if its record outlives ?3.
 pub(super) const LOOKUP_RUN_IDEMPOTENCY: &str = "
     SELECT run_id FROM run_idempotency WHERE worker = ?1 AND key = ?2 AND expires_at > ?3";
+
+// ---- nodes ---------------------------------------------------------------------------
+
+/// Records node ?1 as started at ?8.
+pub(super) const REGISTER_NODE: &str = "
+    INSERT INTO nodes (id, host, pid, concurrency, memory_pool, workers, heartbeat_ms,
+                       started_at, last_beat)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
+
+/// Records a heartbeat of node ?1 at ?2, unless it stopped. Index: the primary key.
+pub(super) const BEAT_NODE: &str = "
+    UPDATE nodes SET last_beat = ?2, running = ?3, memory_used = ?4, cooling_until = ?5
+    WHERE id = ?1 AND stopped_at IS NULL";
+
+/// Marks node ?1 stopped at ?2, nothing running.
+pub(super) const STOP_NODE: &str = "
+    UPDATE nodes SET stopped_at = ?2, last_beat = ?2, running = 0, memory_used = 0
+    WHERE id = ?1 AND stopped_at IS NULL";
+
+/// Every node, newest first.
+pub(super) const SELECT_NODES: &str = "
+    SELECT id, host, pid, concurrency, memory_pool, workers, heartbeat_ms, started_at,
+           last_beat, stopped_at, running, memory_used, cooling_until
+    FROM nodes ORDER BY started_at DESC, id";
+
+/// Forgets the nodes silent (stopped, or not beating) since ?1.
+pub(super) const PRUNE_NODES: &str = "DELETE FROM nodes WHERE last_beat <= ?1";

@@ -9,7 +9,7 @@ use super::sql::*;
 use super::{ops, rows, Fail, SqliteQueue};
 use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
-    JobRecord, JobState, JobStore, NewJob,
+    JobRecord, JobState, JobStore, NewJob, NewNode, NodeBeat, NodeRecord,
 };
 use crate::{CheckpointStore, IdempotencyStore, StoreFuture};
 
@@ -39,6 +39,31 @@ impl JobStore for SqliteQueue {
             })
             .await
         })
+    }
+
+    fn register_node(&self, now_ms: i64, node: NewNode) -> StoreFuture<'_, ()> {
+        Box::pin(self.write("registering a node in", move |c| {
+            ops::register_node(c, now_ms, &node)
+        }))
+    }
+
+    fn node_beat(&self, now_ms: i64, beat: NodeBeat) -> StoreFuture<'_, bool> {
+        Box::pin(self.write("recording a node's heartbeat in", move |c| {
+            ops::node_beat(c, now_ms, &beat)
+        }))
+    }
+
+    fn stop_node<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, ()> {
+        let id = id.to_owned();
+        Box::pin(self.write("stopping a node in", move |c| {
+            ops::stop_node(c, now_ms, &id)
+        }))
+    }
+
+    fn nodes(&self, now_ms: i64, offline_after_ms: u64) -> StoreFuture<'_, Vec<NodeRecord>> {
+        Box::pin(self.read("listing nodes from", move |c| {
+            ops::nodes(c, now_ms, offline_after_ms)
+        }))
     }
 
     fn claim(&self, now_ms: i64, request: ClaimRequest) -> StoreFuture<'_, Vec<ClaimedJob>> {
