@@ -240,3 +240,28 @@ fn racing_enqueues_of_the_same_unique_keys_store_each_once() {
     });
     assert_eq!(count, [("w".to_string(), JobState::Available, KEYS as u64)]);
 }
+
+#[tokio::test]
+async fn the_clock_is_the_servers() {
+    let db = TestDatabase::create();
+    let store = PostgresQueue::connect(db.url()).await.unwrap();
+    let wall = |()| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = wall(());
+    let server = store.clock_ms().await.unwrap().expect("a clock of its own");
+    let after = wall(());
+    // The server runs on this machine, so its clock reads the same, give or take.
+    assert!(
+        (before - 1_000..=after + 1_000).contains(&server),
+        "{before} <= {server} <= {after}"
+    );
+    let later = store.clock_ms().await.unwrap().unwrap();
+    assert!(
+        later >= server,
+        "clock_timestamp(), not the transaction's start"
+    );
+}

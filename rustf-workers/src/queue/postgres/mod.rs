@@ -50,8 +50,10 @@ use crate::{Error, Result};
 ///
 /// # Time
 ///
-/// For now the queue compares and writes the times its callers pass (`now_ms`), as the
-/// SQLite store does; leases decided by the database's clock come with nodes.
+/// The queue compares and writes the times its callers pass (`now_ms`), as the SQLite
+/// store does; its [`clock_ms`](super::JobStore::clock_ms) is the database server's clock,
+/// which the engine samples and passes on as `now_ms`, so that every node reads one
+/// clock.
 ///
 /// # Examples
 ///

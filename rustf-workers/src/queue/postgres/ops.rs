@@ -615,3 +615,8 @@ pub(super) async fn nodes(c: &Object, now: i64, offline_after_ms: u64) -> Done<V
     }
     Ok(nodes)
 }
+
+pub(super) async fn clock_ms(c: &Object) -> Done<i64> {
+    let stmt = c.prepare_cached(CLOCK_MS).await?;
+    Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+}

@@ -368,6 +368,10 @@ pub(super) const SELECT_NODES: &str = "
 /// Forgets the nodes silent (stopped, or not beating) since ?1.
 pub(super) const PRUNE_NODES: &str = "DELETE FROM nodes WHERE last_beat <= $1::bigint";
 
+/// The database server's clock, in ms since the Unix epoch: `clock_timestamp()`, the
+/// time of this call, not of the transaction's start.
+pub(super) const CLOCK_MS: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
 // ---- CheckpointStore and IdempotencyStore, for in-process runs -----------------------
 
 /// Replaces the checkpoint of run ?2 of worker ?1 with ?3.

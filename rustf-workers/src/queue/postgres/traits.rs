@@ -116,6 +116,14 @@ impl JobStore for PostgresQueue {
         })
     }
 
+    /// The database server's clock: every process sharing the database reads time from
+    /// it, so nodes with skewed clocks agree on leases and schedules.
+    fn clock_ms(&self) -> StoreFuture<'_, Option<i64>> {
+        Box::pin(
+            async move { on_conn!(self, "reading the clock of", |c| ops::clock_ms(c)).map(Some) },
+        )
+    }
+
     fn claim(&self, now_ms: i64, request: ClaimRequest) -> StoreFuture<'_, Vec<ClaimedJob>> {
         Box::pin(async move {
             if request.limit == 0 {
