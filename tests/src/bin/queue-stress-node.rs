@@ -1,8 +1,10 @@
-//! A process that runs the durable queue on a SQLite file, for the stress tests of
-//! `tests/tests/queue_stress.rs`: several of them share one file, and the test kills them
-//! (SIGKILL), stops them (SIGSTOP) and starts new ones while they run jobs.
+//! A process that runs the durable queue on a SQLite file or a PostgreSQL database, for
+//! the stress tests of `tests/tests/queue_stress.rs` and `queue_postgres_nodes.rs`:
+//! several of them share one store, and the tests kill them (SIGKILL), stop them
+//! (SIGSTOP) and start new ones while they run jobs.
 //!
-//! `queue-stress-node <db> <log> <node> <lease_ms>` runs the jobs of four workers until
+//! `queue-stress-node <db> <log> <node> <lease_ms>` (`<db>` a file path, or a
+//! `postgres://` URL) runs the jobs of four workers until
 //! SIGINT (once it has created `<log>.<node>.ready`), then shuts down (handing back what still runs after the grace period, or
 //! `QUEUE_NODE_GRACE_MS` if set):
 //!
@@ -31,7 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustf_workers::prelude::*;
-use rustf_workers::queue::{JobStore, QueueOptions, SqliteQueue};
+use rustf_workers::queue::{JobStore, PostgresQueue, QueueOptions, SqliteQueue};
+use rustf_workers::CheckpointStore;
 use rustf_workers::{WorkerOptions, WorkerRegistry};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -142,7 +145,7 @@ async fn sleepy(ctx: WorkerContext, log: Log) -> Result<()> {
     Ok(())
 }
 
-async fn fails_once_cancelled(ctx: WorkerContext, log: Log, store: SqliteQueue) -> Result<()> {
+async fn fails_once_cancelled<S: JobStore>(ctx: WorkerContext, log: Log, store: S) -> Result<()> {
     let run = log.attempt(&ctx);
     if run.attempt == 1 {
         loop {
@@ -205,7 +208,27 @@ async fn main() -> Result<()> {
     workers
         .register("slow", move |ctx| sleepy(ctx, slow_log.clone()))
         .await?;
-    let store = SqliteQueue::open(db)?;
+    let options = QueueOptions::new()
+        .concurrency(8)
+        .lease(lease)
+        .poll_interval(Duration::from_millis(20));
+    // `<db>` is a SQLite file, or a PostgreSQL URL.
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let store = PostgresQueue::connect(db).await?;
+        start(&workers, store, log, options).await?;
+    } else {
+        start(&workers, SqliteQueue::open(db)?, log, options).await?;
+    }
+    File::create(format!("{log_path}.{node}.ready"))?;
+    interrupt.recv().await;
+    workers.shutdown().await
+}
+
+/// Registers the worker that reads `store`, and opens the queue on it.
+async fn start<S>(workers: &WorkerRegistry, store: S, log: Log, options: QueueOptions) -> Result<()>
+where
+    S: JobStore + CheckpointStore + Clone,
+{
     let reader = store.clone();
     workers
         .register_with(
@@ -214,12 +237,5 @@ async fn main() -> Result<()> {
             move |ctx| fails_once_cancelled(ctx, log.clone(), reader.clone()),
         )
         .await?;
-    let options = QueueOptions::new()
-        .concurrency(8)
-        .lease(lease)
-        .poll_interval(Duration::from_millis(20));
-    workers.use_queue_with(store, options)?;
-    File::create(format!("{log_path}.{node}.ready"))?;
-    interrupt.recv().await;
-    workers.shutdown().await
+    workers.use_queue_with(store, options)
 }
