@@ -1,14 +1,15 @@
 //! Several worker processes on one PostgreSQL database (the fixture
 //! `tests/src/bin/queue-stress-node.rs`, given a `postgres://` URL): they share the work,
-//! each job completes once, and a node killed with SIGKILL mid-run has its jobs run again
-//! by the others once their leases expire, with the attempt counted.
+//! each job completes once, a node killed with SIGKILL mid-run has its jobs run again by
+//! the others once their leases expire, with the attempt counted, and a node paused with
+//! SIGSTOP past its lease cannot overwrite the outcome of the node that rescued its job.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustf_workers::queue::{JobFilter, JobState, PostgresQueue, QueueOptions};
+use rustf_workers::queue::{JobFilter, JobState, JobStore, PostgresQueue, QueueOptions};
 use rustf_workers::{JobOptions, WorkerRegistry};
 use rustf_workers_tests::postgres::TestDatabase;
 use serde_json::json;
@@ -33,6 +34,24 @@ impl Node {
     fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal}");
+    }
+}
+
+/// Waits up to `within` for `done`, failing with `what`.
+async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -193,4 +212,62 @@ async fn three_processes_share_the_work_and_a_killed_ones_jobs_run_again() {
             "node {name} did no work"
         );
     }
+}
+
+/// A node paused (SIGSTOP) past its lease on PostgreSQL: another rescues the job and
+/// completes it; woken (SIGCONT), the paused node's run is cancelled at its next beat and
+/// its late outcome is refused by the fence, so the stored record stays the rescuer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_past_its_lease_cannot_overwrite_the_rescuers_outcome() {
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.txt");
+    let store = PostgresQueue::connect(db.url()).await.unwrap();
+    let client = WorkerRegistry::new();
+    client
+        .register("slow", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    client
+        .use_queue_with(store.clone(), QueueOptions::new().runs_jobs(false))
+        .unwrap();
+    let mut a = Node::start(db.url(), &log, "a", 600);
+    // Ten seconds in A, so that A is still in it when it wakes; quick in B.
+    let id = client
+        .enqueue("slow", Some(json!({ "ms": [10_000, 100] })))
+        .await
+        .unwrap();
+    until(Duration::from_secs(10), "A to start the job", || {
+        read_log(&log).iter().any(|(what, ..)| what == "start")
+    })
+    .await;
+    a.signal("STOP");
+
+    let mut b = Node::start(db.url(), &log, "b", 3_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.get(&id).await.unwrap().unwrap().state != JobState::Completed {
+        assert!(
+            Instant::now() < deadline,
+            "B never completed the rescued job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let by_b = store.get(&id).await.unwrap().unwrap();
+    assert_eq!((by_b.attempt, by_b.epoch), (2, 2), "{by_b:?}");
+
+    a.signal("CONT");
+    until(Duration::from_secs(15), "A's run to end", || {
+        read_log(&log)
+            .iter()
+            .any(|(what, _, _, node)| what == "end" && node == "a")
+    })
+    .await;
+    let a_done = read_log(&log)
+        .iter()
+        .any(|(what, _, _, node)| what == "done" && node == "a");
+    assert!(!a_done, "A's run was cancelled, not done");
+    a.kill();
+    b.kill();
+    let after = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(after, by_b, "the stored record is still B's completion");
 }
