@@ -639,7 +639,9 @@ impl Runner {
             registry.cancel_local(&id);
         }
         self.store_progress(&registry).await?;
-        if self.options.runs_jobs {
+        // Not while shutting down: shutdown marks the node stopped, and a beat after that
+        // would register it again.
+        if self.options.runs_jobs && !self.is_stopping() {
             let cooling = self.cooling_until.load(Ordering::Relaxed);
             let beat = super::NodeBeat {
                 id: self.owner.clone(),
