@@ -205,8 +205,8 @@ async fn three_processes_share_the_work_and_a_killed_ones_jobs_run_again() {
             assert_eq!(attempts[id], 2, "{id}: the lost attempt is counted");
         }
     }
-    // All the nodes did work.
-    for name in ["a", "b", "c", "d"] {
+    // The three first nodes all did work (`d`, started late, may find little left).
+    for name in ["a", "b", "c"] {
         assert!(
             done.values().flatten().any(|(node, _)| *node == name),
             "node {name} did no work"
