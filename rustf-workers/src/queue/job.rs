@@ -50,6 +50,36 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// Refuses a job that no store could hold as given, before it reaches the database:
+    /// every store's rule, in one place.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`](crate::Error::Validation) naming what is wrong.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::Error;
+        let refuse = |why: &str| Err(Error::validation(format!("job `{}`: {why}", self.id)));
+        if self.id.is_empty() {
+            return Err(Error::validation("a job needs an id"));
+        }
+        if self.worker.is_empty() {
+            return refuse("no worker named");
+        }
+        if self.queue.is_empty() {
+            return refuse("the queue name is empty");
+        }
+        if self.max_attempts == 0 {
+            return refuse("`max_attempts` must be at least 1");
+        }
+        if self.timeout_ms.is_some_and(|ms| i64::try_from(ms).is_err()) {
+            return refuse("`timeout_ms` is out of range");
+        }
+        if i64::try_from(self.memory).is_err() {
+            return refuse("`memory` is out of range");
+        }
+        Ok(())
+    }
+
     /// A job for `worker` with id `id`: no payload, due now, priority 0, one attempt, in
     /// the default queue.
     pub fn new(id: impl Into<String>, worker: impl Into<String>) -> Self {

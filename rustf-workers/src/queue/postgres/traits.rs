@@ -57,7 +57,7 @@ const TRANSACTION_TRIES: u32 = 3;
 impl JobStore for PostgresQueue {
     fn enqueue(&self, now_ms: i64, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Enqueued>> {
         Box::pin(async move {
-            jobs.iter().try_for_each(ops::validate)?;
+            jobs.iter().try_for_each(NewJob::validate)?;
             if jobs.is_empty() {
                 return Ok(Vec::new());
             }
@@ -75,7 +75,7 @@ impl JobStore for PostgresQueue {
         job: NewJob,
     ) -> StoreFuture<'a, EnqueueClaim> {
         Box::pin(async move {
-            ops::validate(&job)?;
+            job.validate()?;
             in_transaction!(self, "enqueuing jobs into", |tx| ops::enqueue_claimed(
                 &tx, now_ms, owner, lease_ms, &job
             ))
@@ -264,7 +264,7 @@ impl JobStore for PostgresQueue {
         job: NewJob,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            ops::validate(&job)?;
+            job.validate()?;
             in_transaction!(self, "recording a cron tick in", |tx| ops::cron_tick(
                 &tx, now_ms, worker, tick_ms, &job
             ))

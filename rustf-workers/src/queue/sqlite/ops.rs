@@ -13,33 +13,9 @@ use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
     JobFilter, JobPage, JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord,
 };
-use crate::{Error, Result};
+use crate::Error;
 
 type Done<T> = std::result::Result<T, Fail>;
-
-/// Refuses a job that no store could hold as given, before it reaches the database.
-pub(super) fn validate(job: &NewJob) -> Result<()> {
-    let refuse = |why: &str| Err(Error::validation(format!("job `{}`: {why}", job.id)));
-    if job.id.is_empty() {
-        return Err(Error::validation("a job needs an id"));
-    }
-    if job.worker.is_empty() {
-        return refuse("no worker named");
-    }
-    if job.queue.is_empty() {
-        return refuse("the queue name is empty");
-    }
-    if job.max_attempts == 0 {
-        return refuse("`max_attempts` must be at least 1");
-    }
-    if job.timeout_ms.is_some_and(|ms| i64::try_from(ms).is_err()) {
-        return refuse("`timeout_ms` is out of range");
-    }
-    if i64::try_from(job.memory).is_err() {
-        return refuse("`memory` is out of range");
-    }
-    Ok(())
-}
 
 pub(super) fn enqueue(conn: &Connection, now: i64, jobs: &[NewJob]) -> Done<Vec<Enqueued>> {
     jobs.iter().map(|job| enqueue_one(conn, now, job)).collect()

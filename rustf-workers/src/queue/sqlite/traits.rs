@@ -16,7 +16,7 @@ use crate::{CheckpointStore, IdempotencyStore, StoreFuture};
 impl JobStore for SqliteQueue {
     fn enqueue(&self, now_ms: i64, jobs: Vec<NewJob>) -> StoreFuture<'_, Vec<Enqueued>> {
         Box::pin(async move {
-            jobs.iter().try_for_each(ops::validate)?;
+            jobs.iter().try_for_each(NewJob::validate)?;
             self.write("enqueuing jobs into", move |c| {
                 ops::enqueue(c, now_ms, &jobs)
             })
@@ -33,7 +33,7 @@ impl JobStore for SqliteQueue {
     ) -> StoreFuture<'a, EnqueueClaim> {
         let owner = owner.to_owned();
         Box::pin(async move {
-            ops::validate(&job)?;
+            job.validate()?;
             self.write("enqueuing jobs into", move |c| {
                 ops::enqueue_claimed(c, now_ms, &owner, lease_ms, &job)
             })
@@ -179,7 +179,7 @@ impl JobStore for SqliteQueue {
     ) -> StoreFuture<'a, bool> {
         let worker = worker.to_owned();
         Box::pin(async move {
-            ops::validate(&job)?;
+            job.validate()?;
             self.write("recording a cron tick in", move |c| {
                 ops::cron_tick(c, now_ms, &worker, tick_ms, &job)
             })
