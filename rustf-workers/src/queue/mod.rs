@@ -18,11 +18,14 @@
 //! process dies when, an enqueued job is either still stored or has its outcome.
 #![cfg_attr(feature = "sqlite", doc = "\n\nSee [`SqliteQueue`] for an example.")]
 
+mod clock;
 #[cfg(feature = "cron")]
 mod cron;
 mod job;
 mod node;
+mod options;
 mod runner;
+mod sink;
 mod state;
 mod store;
 
@@ -38,8 +41,9 @@ pub use job::{
     JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
 };
 pub use node::{NewNode, NodeBeat, NodeRecord, NodeStatus};
-pub use runner::QueueOptions;
-pub(crate) use runner::{Called, Runner, StoredJobSink};
+pub use options::QueueOptions;
+pub(crate) use runner::{Called, Runner};
+pub(crate) use sink::StoredJobSink;
 pub use state::JobState;
 pub use store::{JobStore, LOST_ATTEMPTS_ALLOWED};
 

@@ -11,182 +11,24 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
 
-use serde_json::Value;
-
+use super::clock::Clock;
+use super::sink::JobSink;
+use super::QueueOptions;
 use super::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Finish, FinishOutcome, JobStore, NewJob,
 };
 use crate::registry::WeakRegistry;
-use crate::run::{Run, RunKeys, RunSink};
-use crate::{CancelReason, Error, Result, RunStatus, StoreFuture};
-
-/// How this process runs stored jobs: [`WorkerRegistry::use_queue_with`].
-///
-/// [`WorkerRegistry::use_queue_with`]: crate::WorkerRegistry::use_queue_with
-#[derive(Debug, Clone)]
-pub struct QueueOptions {
-    pub(crate) concurrency: usize,
-    pub(crate) lease: Duration,
-    pub(crate) heartbeat: Option<Duration>,
-    pub(crate) cooldown: (u32, Duration),
-    pub(crate) poll_interval: Duration,
-    pub(crate) runs_jobs: bool,
-    pub(crate) retention: Option<Duration>,
-}
-
-impl Default for QueueOptions {
-    fn default() -> Self {
-        Self {
-            concurrency: 16,
-            lease: Duration::from_secs(30),
-            heartbeat: None,
-            cooldown: (10, Duration::from_secs(60)),
-            poll_interval: Duration::from_secs(1),
-            runs_jobs: true,
-            retention: Some(Duration::from_secs(7 * 24 * 3600)),
-        }
-    }
-}
-
-impl QueueOptions {
-    /// The defaults: 16 jobs at once, 30 s leases, a poll every second, finished jobs
-    /// pruned after 7 days.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many stored jobs this process claims to run at once (workers' own concurrency
-    /// caps, the registry's `set_max_running` and its memory pool apply too). Durable
-    /// calls made here count against it, but run whatever it says, as calls do.
-    /// Default 16.
-    pub fn concurrency(mut self, jobs: usize) -> Self {
-        self.concurrency = jobs.max(1);
-        self
-    }
-
-    /// How long a claim holds a job without a heartbeat. A process killed while it runs
-    /// a job leaves it to be run again this long after its last heartbeat; heartbeats
-    /// come every third of it. Default 30 s.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(30));
-        self
-    }
-
-    /// How often this process beats: it extends its leases, reports its load as a node
-    /// ([`WorkerRegistry::nodes`](crate::WorkerRegistry::nodes)), and hears of cancels
-    /// asked elsewhere. Default: a third of the lease; at most half of it (a longer one is
-    /// refused by `use_queue_with`).
-    pub fn heartbeat(mut self, every: Duration) -> Self {
-        self.heartbeat = Some(every.max(Duration::from_millis(10)));
-        self
-    }
-
-    /// Stops claiming for `period` once `failures` of this process's stored jobs in a
-    /// row failed for reasons that may be the node's (a panic or a timeout), as Phase-3's
-    /// scheduler cools a failing worker down: the node shows `unhealthy`, other nodes take
-    /// the work, and claiming resumes after the period. Durable calls still run. Default
-    /// 10 in a row, 60 s; `failures` 0 turns it off.
-    pub fn cooldown(mut self, failures: u32, period: Duration) -> Self {
-        self.cooldown = (failures, period);
-        self
-    }
-
-    pub(crate) fn heartbeat_every(&self) -> Duration {
-        self.heartbeat.unwrap_or(self.lease / 3)
-    }
-
-    /// How often the store is asked for due jobs when nothing wakes the poller sooner (a
-    /// local enqueue, a run's end, the next scheduled job). Default 1 s.
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval.max(Duration::from_millis(1));
-        self
-    }
-
-    /// Whether this process runs jobs at all; `false` makes it enqueue only (a web
-    /// process beside a worker process). Default `true`.
-    pub fn runs_jobs(mut self, runs: bool) -> Self {
-        self.runs_jobs = runs;
-        self
-    }
-
-    /// How long finished jobs (completed, discarded, cancelled) are kept before the
-    /// heartbeat prunes them; `None` keeps them until pruned by hand. Default 7 days.
-    pub fn retention(mut self, retention: Option<Duration>) -> Self {
-        self.retention = retention;
-        self
-    }
-}
-
-/// The store's clock as this process reads it: the wall clock when the queue was opened,
-/// advanced by tokio's clock (so tests on tokio's paused clock move the queue's time too),
-/// plus the offset to the store's own clock when it has one ([`JobStore::clock_ms`]: a
-/// database server's, which every node then agrees on), sampled with each heartbeat.
-pub(crate) struct Clock {
-    base_ms: i64,
-    start: Instant,
-    /// The store's clock minus this machine's, in ms, as last sampled.
-    offset_ms: AtomicI64,
-}
-
-impl Clock {
-    fn new() -> Self {
-        let base = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Self {
-            base_ms: i64::try_from(base.as_millis()).unwrap_or(i64::MAX),
-            start: Instant::now(),
-            offset_ms: AtomicI64::new(0),
-        }
-    }
-
-    /// This machine's time on this clock, without the store's offset.
-    fn local_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.base_ms.saturating_add(elapsed)
-    }
-
-    pub(crate) fn now_ms(&self) -> i64 {
-        // Relaxed: one value, read whole; a sample a beat old is as good.
-        self.local_ms()
-            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
-    }
-
-    /// `at`, a time on this machine's clock, on the store's.
-    pub(crate) fn at_ms(&self, at: SystemTime) -> i64 {
-        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        i64::try_from(since.as_millis())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.offset_ms.load(Ordering::Relaxed))
-    }
-
-    /// Takes the store's clock as `store_ms`, read between local times `sent` and
-    /// `received`: the reading is taken to be from midway.
-    fn sample(&self, store_ms: i64, sent: i64, received: i64) {
-        let midway = sent + (received - sent) / 2;
-        self.offset_ms
-            .store(store_ms.saturating_sub(midway), Ordering::Relaxed);
-    }
-
-    /// Samples the store's clock, if it has one.
-    async fn sync(&self, store: &dyn JobStore) -> Result<()> {
-        let sent = self.local_ms();
-        if let Some(store_ms) = store.clock_ms().await? {
-            self.sample(store_ms, sent, self.local_ms());
-        }
-        Ok(())
-    }
-}
+use crate::run::{Run, RunKeys};
+use crate::{Error, Result, RunStatus};
 
 /// One process's side of the durable queue.
 pub(crate) struct Runner {
     pub(crate) store: Arc<dyn JobStore>,
-    registry: WeakRegistry,
+    pub(super) registry: WeakRegistry,
     /// This process as the store knows it: a fresh id per start, never reused.
     owner: String,
     options: QueueOptions,
@@ -316,7 +158,7 @@ impl Runner {
 
     /// Counts a stored job's end here toward the cooldown: a panic or a timeout may be
     /// the node's fault, anything else shows it works.
-    fn count_end(&self, status: RunStatus) {
+    pub(super) fn count_end(&self, status: RunStatus) {
         let (threshold, period) = self.options.cooldown;
         if !matches!(status, RunStatus::Panicked | RunStatus::TimedOut) {
             self.node_failures.store(0, Ordering::Relaxed);
@@ -413,7 +255,7 @@ impl Runner {
         self.leased.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn send(&self, finish: Finish) {
+    pub(super) fn send(&self, finish: Finish) {
         {
             let mut leased = self.leased();
             // Only this claim's entry: the job may have been claimed here again since.
@@ -578,7 +420,7 @@ impl Runner {
 
     /// The lease of job `id` under `epoch` was taken over: forget it, and stop its run
     /// here, whose writes the store now refuses.
-    fn lease_lost(&self, registry: &crate::WorkerRegistry, id: &str, epoch: u64) {
+    pub(super) fn lease_lost(&self, registry: &crate::WorkerRegistry, id: &str, epoch: u64) {
         log::warn!(
             target: "rustf_workers::queue",
             "[job:{id}] lease lost: cancelling its run here",
@@ -733,135 +575,7 @@ impl Drop for Claiming<'_> {
     }
 }
 
-/// Told of each run's end: decides what the store records.
-struct JobSink {
-    runner: Arc<Runner>,
-    epoch: u64,
-    max_attempts: u32,
-    /// The job's last checkpoint: the one it was claimed with, then each one saved.
-    checkpoint: Mutex<Option<Value>>,
-}
-
-impl JobSink {
-    fn checkpoint(&self) -> MutexGuard<'_, Option<Value>> {
-        // Held for one read or write, never across an await.
-        self.checkpoint.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl RunSink for JobSink {
-    fn ended(&self, run: &Run, status: RunStatus, result: &Result<()>) -> bool {
-        let error = || {
-            result
-                .as_ref()
-                .err()
-                .map_or_else(String::new, ToString::to_string)
-        };
-        self.runner.count_end(status);
-        let outcome = match status {
-            // A daemon that returned because shutdown asked it to stop has stopped, not
-            // finished: handed back, to resume from its checkpoint after the next start.
-            RunStatus::Completed
-                if run.daemon && run.is_stop_requested() && self.runner.is_stopping() =>
-            {
-                FinishOutcome::Requeue
-            }
-            RunStatus::Completed => FinishOutcome::Completed,
-            RunStatus::Cancelled => match result.as_ref().err().and_then(Error::cancel_reason) {
-                // Handed back: it runs after the next start, this attempt not counted.
-                Some(CancelReason::Shutdown | CancelReason::Dropped) => FinishOutcome::Requeue,
-                _ => FinishOutcome::Cancelled { error: error() },
-            },
-            RunStatus::Failed if result.as_ref().err().is_some_and(Error::is_validation) => {
-                FinishOutcome::Discard { error: error() }
-            }
-            RunStatus::Failed | RunStatus::TimedOut | RunStatus::Panicked => {
-                let attempt = run.attempt();
-                if attempt < self.max_attempts {
-                    let backoff = run.definition.options.retry_backoff();
-                    // The jitter comes from the job's random id, as for in-process retries.
-                    let jitter = (run.key >> (8 * (attempt % 16))) as u8;
-                    let delay = backoff.delay(attempt, jitter);
-                    FinishOutcome::Retry {
-                        at_ms: self
-                            .runner
-                            .clock
-                            .now_ms()
-                            .saturating_add(millis(delay) as i64),
-                        error: error(),
-                    }
-                } else {
-                    FinishOutcome::Discard { error: error() }
-                }
-            }
-        };
-        self.runner.send(Finish {
-            id: run.id().to_owned(),
-            epoch: self.epoch,
-            outcome,
-        });
-        // A job's checkpoint stays with its record (a retried job resumes from it); a run
-        // whose lease was taken over must not remove what its successor resumes from.
-        true
-    }
-
-    fn keeps_checkpoints(&self) -> bool {
-        true
-    }
-
-    fn save_checkpoint<'a>(&'a self, run: &'a Run, value: Value) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let saved = self
-                .runner
-                .store
-                .save_checkpoint(run.id(), self.epoch, value.clone())
-                .await?;
-            if !saved {
-                if let Some(registry) = self.runner.registry.upgrade() {
-                    self.runner.lease_lost(&registry, run.id(), self.epoch);
-                }
-                return Err(Error::LeaseLost {
-                    id: run.id().to_owned(),
-                });
-            }
-            *self.checkpoint() = Some(value);
-            Ok(())
-        })
-    }
-
-    fn last_checkpoint(&self) -> Option<Value> {
-        self.checkpoint().clone()
-    }
-}
-
-/// The sink of a run that stands in for a stored job running elsewhere (or waiting): it
-/// cancels the job in the store.
-pub(crate) struct StoredJobSink {
-    pub(crate) runner: Arc<Runner>,
-}
-
-impl RunSink for StoredJobSink {
-    fn ended(&self, _run: &Run, _status: RunStatus, _result: &Result<()>) -> bool {
-        // A stand-in never runs, so it never ends through the engine.
-        true
-    }
-
-    fn cancel_elsewhere<'a>(&'a self, run: &'a Run) -> Option<StoreFuture<'a, ()>> {
-        Some(Box::pin(async move {
-            // Claimed here since the stand-in was made: stopped here at once.
-            if let Some(registry) = self.runner.registry.upgrade() {
-                if let Ok(live) = registry.live_run(run.id()) {
-                    if crate::run::driver::cancel(&live, CancelReason::Requested) {
-                        return Ok(());
-                    }
-                }
-            }
-            self.runner.cancel_stored(run.id()).await
-        }))
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -1087,30 +801,4 @@ fn host_name() -> String {
         .filter(|name| !name.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use super::Clock;
-
-    #[test]
-    fn the_store_clock_is_taken_as_read_midway_between_asking_and_hearing() {
-        let clock = Clock::new();
-        let local = clock.local_ms();
-        assert!(
-            (clock.now_ms() - local).abs() <= 1,
-            "no offset before a sample"
-        );
-        // The store is 10 s ahead; the reading took 40 ms there and back.
-        clock.sample(local + 10_000 + 20, local, local + 40);
-        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), 10_000);
-        assert!(clock.now_ms() - local >= 10_000);
-        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_000);
-        assert_eq!(clock.at_ms(at), 11_000, "a wall time moves with the offset");
-        // Behind, too.
-        clock.sample(local - 5_000, local, local);
-        assert_eq!(clock.offset_ms.load(Ordering::Relaxed), -5_000);
-    }
 }
