@@ -21,6 +21,8 @@
 mod clock;
 #[cfg(feature = "cron")]
 mod cron;
+mod events;
+mod follow;
 mod job;
 mod node;
 mod options;
@@ -36,6 +38,7 @@ mod sqlite;
 
 #[cfg(feature = "cron")]
 pub use cron::{enqueue_due, next_wake, CronSchedule, MissedTicks, CRON_GRACE_MS};
+pub use events::{StoreEvent, StoreEvents};
 pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
     JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,

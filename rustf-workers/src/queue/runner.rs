@@ -9,13 +9,14 @@
 //! transaction).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::clock::Clock;
+use super::follow::{self, Follows};
 use super::sink::JobSink;
 use super::QueueOptions;
 use super::{
@@ -52,6 +53,15 @@ pub(crate) struct Runner {
     cooling_until: AtomicI64,
     stopping: AtomicBool,
     stopped: Notify,
+    /// Whether the store tells events ([`JobStore::subscribe`]): wake-ups, cancels and
+    /// followed jobs' messages come as they happen.
+    has_events: bool,
+    /// Who follows what here, and what is published from here.
+    pub(super) follows: Follows,
+    /// How many times the store's events resumed after a gap: followers follow again.
+    resumes: AtomicU64,
+    /// Dropped with the runner: ends the task passing the store's events on.
+    _gone: oneshot::Sender<()>,
 }
 
 impl Runner {
@@ -62,6 +72,8 @@ impl Runner {
         options: QueueOptions,
     ) -> Arc<Self> {
         let (finishes, outcomes) = mpsc::unbounded_channel();
+        let events = store.subscribe();
+        let (gone_tx, gone) = oneshot::channel();
         let runner = Arc::new(Self {
             store,
             registry,
@@ -79,7 +91,14 @@ impl Runner {
             cooling_until: AtomicI64::new(0),
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
+            has_events: events.is_some(),
+            follows: Follows::default(),
+            resumes: AtomicU64::new(0),
+            _gone: gone_tx,
         });
+        if let Some(events) = events {
+            tokio::spawn(follow::listen(Arc::downgrade(&runner), events, gone));
+        }
         // The writer holds the runner weakly: the runner holds the writer's sender, and a
         // strong hold both ways kept the runner, its store and the writer for ever.
         tokio::spawn(write_outcomes(
@@ -189,6 +208,61 @@ impl Runner {
     /// Outcomes were stored (or a waiter should look again).
     pub(crate) async fn written(&self, within: Duration) {
         let _ = tokio::time::timeout(within, self.written.notified()).await;
+    }
+
+    /// Wakes whoever waits in [`written`](Self::written) to look at the store again.
+    pub(super) fn look_again(&self) {
+        self.written.notify_waiters();
+    }
+
+    /// Waits until every outcome sent to the writer so far is stored, for `within` at
+    /// most.
+    pub(super) async fn outcomes_stored(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let mut written = std::pin::pin!(self.written.notified());
+                written.as_mut().enable();
+                // Acquire: pairs with the writer's Release after a batch is stored.
+                if self.unwritten.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                written.await;
+            }
+        })
+        .await;
+    }
+
+    /// Whether this process holds the lease of job `id`.
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.leased().contains_key(id)
+    }
+
+    /// The store's events resumed after a gap.
+    pub(super) fn resumed(&self) {
+        // Relaxed: a counter compared by followers, ordering nothing.
+        self.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers stand-in `run` as following stored job `id`, when the store tells
+    /// events (else its handle gets the outcome only).
+    pub(crate) fn follow(&self, id: &str, run: &Arc<Run>) -> Option<follow::Following<'_>> {
+        self.has_events.then(|| self.follows.follow(id, run))
+    }
+
+    /// Asks the owner of job `id`, running under `epoch`, for its messages, unless this
+    /// follower asked since that claim and since the events last resumed (`asked`).
+    pub(crate) async fn ask_messages(&self, id: &str, epoch: u64, asked: &mut Option<(u64, u64)>) {
+        // Relaxed: see `resumed`.
+        let mark = (epoch, self.resumes.load(Ordering::Relaxed));
+        if *asked == Some(mark) {
+            return;
+        }
+        *asked = Some(mark);
+        let follow = vec![super::StoreEvent::Follow { id: id.to_owned() }];
+        if let Err(err) = self.store.publish(follow).await {
+            log::warn!(target: "rustf_workers::queue", "[job:{id}] following it: {err}");
+            *asked = None;
+        }
     }
 
     /// Stops claiming; the runs under way end as the registry's shutdown ends them.
@@ -635,7 +709,8 @@ async fn poll(runner: Arc<Runner>) {
     }
 }
 
-/// Extends leases every third of a lease; rescues expired ones and prunes now and then.
+/// Extends leases every third of a lease; and, on the store's leader
+/// ([`JobStore::lead`]), rescues expired ones and prunes now and then.
 async fn heartbeat(runner: Arc<Runner>) {
     let every = runner.options.heartbeat_every();
     let mut beats: u64 = 0;
@@ -657,7 +732,21 @@ async fn heartbeat(runner: Arc<Runner>) {
         if gone || (runner.is_stopping() && runner.leased().is_empty() && claiming == 0) {
             return;
         }
-        if beats.is_multiple_of(3) {
+        // The cluster's maintenance, by its leader only; not by a node on its way out.
+        let leads = !runner.is_stopping()
+            && runner
+                .store
+                .lead(
+                    runner.clock.now_ms(),
+                    &runner.owner,
+                    millis(runner.options.lease),
+                )
+                .await
+                .unwrap_or_else(|err| {
+                    log::warn!(target: "rustf_workers::queue", "taking the lead: {err}");
+                    false
+                });
+        if leads && beats.is_multiple_of(3) {
             match runner.store.rescue(runner.clock.now_ms()).await {
                 Ok(rescued) if !rescued.is_empty() => {
                     log::info!(
@@ -672,7 +761,9 @@ async fn heartbeat(runner: Arc<Runner>) {
             }
         }
         // About hourly at the default lease.
-        if let (Some(retention), true) = (runner.options.retention, beats.is_multiple_of(360)) {
+        if let (Some(retention), true) =
+            (runner.options.retention, leads && beats.is_multiple_of(360))
+        {
             if let Err(err) = runner
                 .store
                 .prune(runner.clock.now_ms(), millis(retention))

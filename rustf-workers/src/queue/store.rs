@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
-    JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord,
+    JobRecord, JobState, NewJob, NewNode, NodeBeat, NodeRecord, StoreEvent, StoreEvents,
 };
 use crate::StoreFuture;
 
@@ -186,7 +186,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// or stopped.
     fn node_beat(&self, now_ms: i64, beat: NodeBeat) -> StoreFuture<'_, bool>;
 
-    /// Marks node `id` stopped at `now_ms` (its queue shut down): offline from then on.
+    /// Marks node `id` stopped at `now_ms` (its queue shut down): offline from then on,
+    /// and no longer the [leader](Self::lead) if it was.
     fn stop_node<'a>(&'a self, now_ms: i64, id: &'a str) -> StoreFuture<'a, ()>;
 
     /// Every node the store knows, newest first, each with its status at `now_ms`
@@ -201,6 +202,38 @@ pub trait JobStore: Send + Sync + 'static {
     /// claims anything, and with every heartbeat, and passes times on it as `now_ms`.
     fn clock_ms(&self) -> StoreFuture<'_, Option<i64>> {
         Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// The store's events, from now on, for as long as the receiver is kept: jobs
+    /// becoming available, cancels, and the messages of followed jobs, as every process
+    /// sharing the store publishes them. `None`, the default, for a store that tells
+    /// nothing: the engine then polls ([`QueueOptions::poll_interval`](super::QueueOptions::poll_interval))
+    /// and reads cancels with its heartbeat.
+    ///
+    /// A store that can lose its subscription (a connection) reconnects by itself and
+    /// sends [`StoreEvent::Resumed`] when it is back. Called on a tokio runtime, which
+    /// may run the subscription's tasks.
+    fn subscribe(&self) -> Option<StoreEvents> {
+        None
+    }
+
+    /// Tells every subscribed process `events` ([`StoreEvent::Follow`],
+    /// [`StoreEvent::Messages`], [`StoreEvent::Ended`]), in order, in one write where it
+    /// can. The default, for a store that [tells nothing](Self::subscribe), does nothing.
+    fn publish(&self, events: Vec<StoreEvent>) -> StoreFuture<'_, ()> {
+        drop(events);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Whether `owner` leads the processes sharing the store until `now_ms + ttl_ms`: the
+    /// one that rescues expired leases and prunes, so that a cluster does it once, not
+    /// once per node. Leadership is taken when nobody holds it or its holder's time ran
+    /// out, kept by asking again before it does, and given up with
+    /// [`stop_node`](Self::stop_node). The default, for a store whose processes share one
+    /// machine, is `true` for everyone: its maintenance is cheap and idempotent.
+    fn lead<'a>(&'a self, now_ms: i64, owner: &'a str, ttl_ms: u64) -> StoreFuture<'a, bool> {
+        let _ = (now_ms, owner, ttl_ms);
+        Box::pin(std::future::ready(Ok(true)))
     }
 }
 

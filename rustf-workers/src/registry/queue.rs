@@ -429,7 +429,7 @@ impl WorkerRegistry {
             Called::Started(run) => Ok(Started::Own(run)),
             // Stored and waiting (handed back, or another job's): the handle follows the
             // stored job.
-            Called::Waiting(id) | Called::Existing(id) => self.stored_job(&queue, &id).await,
+            Called::Waiting(id) | Called::Existing(id) => self.stored_job(&queue, &id, read).await,
         }
     }
 
@@ -442,8 +442,9 @@ impl WorkerRegistry {
     }
 
     /// A handle's run for stored job `id`: its live run here, or a stand-in that ends with
-    /// its stored outcome.
-    async fn stored_job(&self, queue: &Arc<Runner>, id: &str) -> Result<Started> {
+    /// its stored outcome, and that passes on the messages it emits on another node when
+    /// `read` (and the store tells events).
+    async fn stored_job(&self, queue: &Arc<Runner>, id: &str, read: bool) -> Result<Started> {
         if let Ok(run) = self.live_run(id) {
             return Ok(Started::Attached(run));
         }
@@ -456,7 +457,14 @@ impl WorkerRegistry {
             })),
             ..RunKeys::default()
         });
-        let run = Run::stand_in(definition, id, config, Some(keys));
+        let mailbox = read.then(|| {
+            (
+                // Relaxed: settings read once per run, as for any run.
+                self.inner.message_capacity.load(Ordering::Relaxed),
+                self.inner.message_budget.load(Ordering::Relaxed),
+            )
+        });
+        let run = Run::stand_in(definition, id, config, Some(keys), mailbox);
         if !close_with_record(&run, &record) {
             tokio::spawn(stand_in_for(Arc::clone(queue), Arc::clone(&run)));
         }
@@ -630,6 +638,9 @@ async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
     const FAILURES: u32 = 10;
     let mut wait = Duration::from_millis(50);
     let mut failures = 0;
+    // Its messages, when its owner publishes them: asked for each claim of the job.
+    let following = queue.follow(run.id(), &run);
+    let mut asked = None;
     loop {
         queue.written(wait).await;
         wait = (wait * 2).min(Duration::from_secs(1));
@@ -644,6 +655,16 @@ async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
         match queue.store.get(run.id()).await {
             Ok(Some(record)) => {
                 failures = 0;
+                if let Some(following) = &following {
+                    if record.state.is_finished() {
+                        // Its owner's last messages come before its word that it ended.
+                        following.follower.last_messages().await;
+                    } else if record.state == JobState::Running
+                        && record.owner.as_deref() != Some(queue.node_id())
+                    {
+                        queue.ask_messages(run.id(), record.epoch, &mut asked).await;
+                    }
+                }
                 if close_with_record(&run, &record) {
                     return;
                 }

@@ -277,26 +277,29 @@ impl Run {
         run_id: &str,
         config: Arc<AppConfig>,
     ) -> Arc<Self> {
-        let run = Self::stand_in(definition, run_id, config, None);
+        let run = Self::stand_in(definition, run_id, config, None, None);
         run.close_stand_in(Ok(()), RunStatus::Completed);
         run
     }
 
     /// A run standing for one that is not live here (a stored job waiting, or running in
-    /// another process): same id, no messages, and the outcome given to
-    /// [`close_stand_in`](Self::close_stand_in). Never listed, never counted; its sink, if
-    /// any, cancels the real one.
+    /// another process): same id, the outcome given to
+    /// [`close_stand_in`](Self::close_stand_in), and, with a `mailbox` (its capacity and
+    /// byte budget), the messages passed on to it with [`emit`](Self::emit) for a handle
+    /// to read. Never listed, never counted; its sink, if any, cancels the real one.
     pub(crate) fn stand_in(
         definition: Arc<Definition>,
         run_id: &str,
         config: Arc<AppConfig>,
         keys: Option<Box<RunKeys>>,
+        mailbox: Option<(usize, usize)>,
     ) -> Arc<Self> {
+        let (capacity, budget) = mailbox.unwrap_or((1, 0));
         let settings = RunSettings {
-            capacity: 1,
-            budget: 0,
+            capacity,
+            budget,
             keep_last: false,
-            read: false,
+            read: mailbox.is_some(),
             limited: false,
             max_attempts: 1,
             daemon: false,

@@ -10,6 +10,7 @@ use super::Fail;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_jobs.sql", include_str!("0001_jobs.sql")),
     (2, "0002_nodes.sql", include_str!("0002_nodes.sql")),
+    (3, "0003_notify.sql", include_str!("0003_notify.sql")),
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 //! many machines.
 
 mod blocking;
+mod listen;
 mod migrate;
 mod ops;
 mod options;
@@ -89,6 +90,8 @@ pub struct PostgresQueue {
 
 struct Inner {
     pool: Pool,
+    /// How to open a connection outside the pool (the subscription's).
+    config: tokio_postgres::Config,
     /// The database as shown in errors: its URL without the password.
     target: Arc<str>,
     /// The schema the tables live in, when not `public`.

@@ -573,8 +573,14 @@ pub(super) async fn node_beat(c: &Object, now: i64, beat: &NodeBeat) -> Done<boo
 }
 
 pub(super) async fn stop_node(c: &Object, now: i64, id: &str) -> Done<()> {
-    let stmt = c.prepare_cached(STOP_NODE).await?;
-    c.execute(&stmt, &[&id, &now]).await?;
+    let (stop, resign) = tokio::try_join!(c.prepare_cached(STOP_NODE), c.prepare_cached(RESIGN))?;
+    // Sent together: one round trip.
+    let (stop_params, resign_params): (&[&(dyn ToSql + Sync)], &[&(dyn ToSql + Sync)]) =
+        (&[&id, &now], &[&id]);
+    tokio::try_join!(
+        c.execute(&stop, stop_params),
+        c.execute(&resign, resign_params)
+    )?;
     Ok(())
 }
 

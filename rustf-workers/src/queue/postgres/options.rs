@@ -144,7 +144,7 @@ impl PostgresOptions {
         let target: Arc<str> = target.into();
         let migrated = Arc::new(tokio::sync::OnceCell::new());
         let blocking = blocking::Blocking::new(
-            config,
+            config.clone(),
             target.clone(),
             self.schema.clone(),
             migrated.clone(),
@@ -152,6 +152,7 @@ impl PostgresOptions {
         Ok(PostgresQueue {
             inner: Arc::new(Inner {
                 pool,
+                config,
                 target,
                 schema: self.schema,
                 migrated,

@@ -359,6 +359,9 @@ pub(super) const STOP_NODE: &str = "
                      memory_used = 0
     WHERE id = $1::text AND stopped_at IS NULL";
 
+/// Gives up node ?1's maintenance lead, if it holds it.
+pub(super) const RESIGN: &str = "DELETE FROM leader WHERE owner = $1::text";
+
 /// Every node, newest first. Index: `nodes_by_start`.
 pub(super) const SELECT_NODES: &str = "
     SELECT id, host, pid, concurrency, memory_pool, workers, heartbeat_ms, started_at,

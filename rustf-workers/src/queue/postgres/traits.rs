@@ -8,7 +8,7 @@ use super::sql::*;
 use super::{ops, Fail, PostgresQueue};
 use crate::queue::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, JobFilter, JobPage,
-    JobRecord, JobState, JobStore, NewJob, NewNode, NodeBeat, NodeRecord,
+    JobRecord, JobState, JobStore, NewJob, NewNode, NodeBeat, NodeRecord, StoreEvent, StoreEvents,
 };
 use crate::{CheckpointStore, IdempotencyStore, StoreFuture};
 
@@ -122,6 +122,27 @@ impl JobStore for PostgresQueue {
         Box::pin(
             async move { on_conn!(self, "reading the clock of", |c| ops::clock_ms(c)).map(Some) },
         )
+    }
+
+    /// A connection of its own that `LISTEN`s: jobs stored or made available, cancels,
+    /// and the messages of followed jobs, from every process on the database. It
+    /// reconnects when lost (after 0.1 s, growing to 5 s), sending
+    /// [`StoreEvent::Resumed`] each time it listens again.
+    fn subscribe(&self) -> Option<StoreEvents> {
+        Some(self.subscribe_events())
+    }
+
+    /// `NOTIFY`, in one transaction: a message whose JSON is over 6,000 bytes (a
+    /// notification carries fewer than 8,000) is stored in the table `job_messages` and
+    /// its notification names the row, read by the subscribers (rows are kept ten
+    /// minutes).
+    fn publish(&self, events: Vec<StoreEvent>) -> StoreFuture<'_, ()> {
+        Box::pin(self.publish_events(events))
+    }
+
+    /// A row of the table `leader` with a time to live.
+    fn lead<'a>(&'a self, now_ms: i64, owner: &'a str, ttl_ms: u64) -> StoreFuture<'a, bool> {
+        Box::pin(self.lead_until(now_ms, owner, ttl_ms))
     }
 
     fn claim(&self, now_ms: i64, request: ClaimRequest) -> StoreFuture<'_, Vec<ClaimedJob>> {

@@ -1,0 +1,324 @@
+//! The store's events over `LISTEN`/`NOTIFY`: one connection of its own per subscription,
+//! outside the pool, that reconnects when it is lost; and the notifications a node
+//! publishes for the handles following its jobs.
+//!
+//! Every notification goes on the channel `rustf_workers` with a JSON payload
+//! `{"s": schema, "k": kind, ...}`: the triggers of migration 0003 send `available` and
+//! `cancel`, [`publish`] sends `follow`, `messages` and `ended`.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Fail, PostgresQueue};
+use crate::queue::StoreEvent;
+
+/// The channel every schema's notifications go on.
+const CHANNEL: &str = "rustf_workers";
+
+/// The largest payload put in one notification: PostgreSQL takes fewer than 8000 bytes,
+/// and the envelope (schema, kind, job id) needs some of them.
+const PAYLOAD_BYTES: usize = 7_000;
+
+/// A message whose JSON is longer than this travels through the table `job_messages`,
+/// its notification naming the row.
+const INLINE_MESSAGE_BYTES: usize = 6_000;
+
+/// How often an idle subscription checks that its connection still answers (a network
+/// cut may close nothing), and how long the check may take.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends the payloads ?1, in order, on the channel.
+const NOTIFY: &str = "SELECT pg_notify('rustf_workers', p) FROM unnest($1::text[]) AS p";
+
+/// Stores a large message ?2 of job ?1, returning its row; forgets those ten minutes old.
+const STORE_MESSAGE: &str = "
+    WITH forgotten AS (
+        DELETE FROM job_messages
+        WHERE created_at < (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 600000)
+    INSERT INTO job_messages (job_id, body, created_at)
+    VALUES ($1::text, $2::text::json, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+    RETURNING seq";
+
+/// The large messages in rows ?1.
+const LOAD_MESSAGES: &str =
+    "SELECT seq, body::text FROM job_messages WHERE seq = ANY($1::bigint[])";
+
+/// Takes or keeps the maintenance lead for ?1 until ?2, if nobody else holds it past ?3.
+const LEAD: &str = "
+    INSERT INTO leader (name, owner, until) VALUES ('maintenance', $1::text, $2::bigint)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+    WHERE leader.owner = excluded.owner OR leader.until <= $3::bigint
+    RETURNING owner";
+
+impl PostgresQueue {
+    /// The schema as notifications name it.
+    fn schema_name(&self) -> &str {
+        self.inner.schema.as_deref().unwrap_or("public")
+    }
+
+    /// A subscription on a task of its own, until `events` is dropped.
+    pub(super) fn subscribe_events(&self) -> crate::queue::StoreEvents {
+        let (events, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(listen(self.clone(), events));
+        receiver
+    }
+
+    /// Notifies `events`, in order: one statement, or a transaction when a message is
+    /// too large to travel in a notification and is stored first.
+    pub(super) async fn publish_events(&self, events: Vec<StoreEvent>) -> crate::Result<()> {
+        let action = "publishing job messages to";
+        let mut conn = self.conn(action).await?;
+        let result: Result<(), Fail> = async {
+            let tx = conn.transaction().await?;
+            let mut payloads = Vec::new();
+            for event in events {
+                match event {
+                    StoreEvent::Messages { id, messages } => {
+                        let mut items = Vec::with_capacity(messages.len());
+                        for message in messages {
+                            let text = message.to_string();
+                            if text.len() <= INLINE_MESSAGE_BYTES {
+                                items.push((text.len(), json!([0, message])));
+                                continue;
+                            }
+                            let stmt = tx.prepare_cached(STORE_MESSAGE).await?;
+                            let seq: i64 = tx.query_one(&stmt, &[&id, &text]).await?.try_get(0)?;
+                            items.push((16, json!([1, seq])));
+                        }
+                        self.chunk_messages(&id, items, &mut payloads);
+                    }
+                    StoreEvent::Follow { id } => payloads.push(self.payload("follow", &id, None)),
+                    StoreEvent::Ended { id } => payloads.push(self.payload("ended", &id, None)),
+                    // Told by the database's triggers or the subscription, never published.
+                    StoreEvent::Available { .. }
+                    | StoreEvent::CancelRequested { .. }
+                    | StoreEvent::Resumed => {}
+                }
+            }
+            if !payloads.is_empty() {
+                let stmt = tx.prepare_cached(NOTIFY).await?;
+                tx.execute(&stmt, &[&payloads]).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        result.map_err(self.error(action))
+    }
+
+    /// Splits a job's messages into notifications under [`PAYLOAD_BYTES`].
+    fn chunk_messages(&self, id: &str, items: Vec<(usize, Value)>, payloads: &mut Vec<String>) {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for (len, item) in items {
+            if !chunk.is_empty() && bytes + len + 8 > PAYLOAD_BYTES {
+                let full = std::mem::take(&mut chunk);
+                payloads.push(self.payload("messages", id, Some(Value::Array(full))));
+                bytes = 0;
+            }
+            bytes += len + 8;
+            chunk.push(item);
+        }
+        if !chunk.is_empty() {
+            payloads.push(self.payload("messages", id, Some(Value::Array(chunk))));
+        }
+    }
+
+    fn payload(&self, kind: &str, id: &str, messages: Option<Value>) -> String {
+        let mut payload = json!({ "s": self.schema_name(), "k": kind, "id": id });
+        if let Some(messages) = messages {
+            payload["m"] = messages;
+        }
+        payload.to_string()
+    }
+
+    /// Whether `owner` holds the maintenance lead until `now + ttl_ms`.
+    pub(super) async fn lead_until(
+        &self,
+        now: i64,
+        owner: &str,
+        ttl_ms: u64,
+    ) -> crate::Result<bool> {
+        let action = "taking the lead in";
+        let conn = self.conn(action).await?;
+        let until = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        let result: Result<bool, Fail> = async {
+            let stmt = conn.prepare_cached(LEAD).await?;
+            Ok(conn
+                .query_opt(&stmt, &[&owner, &until, &now])
+                .await?
+                .is_some())
+        }
+        .await;
+        result.map_err(self.error(action))
+    }
+
+    /// The event a notification's payload tells, if it is this schema's.
+    async fn event_of(&self, payload: &str) -> Option<StoreEvent> {
+        let payload: Value = serde_json::from_str(payload).ok()?;
+        if payload["s"].as_str() != Some(self.schema_name()) {
+            return None;
+        }
+        let text = |key: &str| payload[key].as_str().map(str::to_owned);
+        Some(match payload["k"].as_str()? {
+            "available" => StoreEvent::Available { worker: text("w")? },
+            "cancel" => StoreEvent::CancelRequested {
+                owner: text("o")?,
+                id: text("id")?,
+            },
+            "follow" => StoreEvent::Follow { id: text("id")? },
+            "ended" => StoreEvent::Ended { id: text("id")? },
+            "messages" => {
+                let id = text("id")?;
+                let messages = self.messages_of(&id, payload["m"].as_array()?).await;
+                StoreEvent::Messages { id, messages }
+            }
+            _ => return None,
+        })
+    }
+
+    /// The messages a notification carries: inline, or read from their rows.
+    async fn messages_of(&self, id: &str, items: &[Value]) -> Vec<Value> {
+        let stored: Vec<i64> = items
+            .iter()
+            .filter(|item| item[0] == 1)
+            .filter_map(|item| item[1].as_i64())
+            .collect();
+        let mut bodies = std::collections::HashMap::new();
+        if !stored.is_empty() {
+            match self.load_messages(&stored).await {
+                Ok(found) => bodies = found,
+                Err(err) => log::warn!(
+                    target: "rustf_workers::queue",
+                    "[job:{id}] reading its large messages: {err}",
+                ),
+            }
+        }
+        items
+            .iter()
+            .filter_map(|item| match item[0].as_u64() {
+                Some(0) => Some(item[1].clone()),
+                _ => {
+                    let found = item[1].as_i64().and_then(|seq| bodies.remove(&seq));
+                    if found.is_none() {
+                        log::warn!(
+                            target: "rustf_workers::queue",
+                            "[job:{id}] a large message could not be read: not passed on",
+                        );
+                    }
+                    found
+                }
+            })
+            .collect()
+    }
+
+    async fn load_messages(
+        &self,
+        seqs: &[i64],
+    ) -> crate::Result<std::collections::HashMap<i64, Value>> {
+        let action = "reading job messages from";
+        let conn = self.conn(action).await?;
+        let result: Result<_, Fail> = async {
+            let stmt = conn.prepare_cached(LOAD_MESSAGES).await?;
+            let mut bodies = std::collections::HashMap::new();
+            for row in conn.query(&stmt, &[&seqs]).await? {
+                let body: String = row.try_get(1)?;
+                if let Ok(value) = serde_json::from_str(&body) {
+                    bodies.insert(row.try_get(0)?, value);
+                }
+            }
+            Ok(bodies)
+        }
+        .await;
+        result.map_err(self.error(action))
+    }
+}
+
+/// Listens until `events` is dropped, connecting again (after 0.1 s, growing to 5 s)
+/// whenever the connection is lost or cannot be made.
+async fn listen(queue: PostgresQueue, events: UnboundedSender<StoreEvent>) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let listened = tokio::select! {
+            listened = listen_once(&queue, &events) => listened,
+            () = events.closed() => return,
+        };
+        match listened {
+            // Listened, then lost: try again soon.
+            Ok(()) => wait = Duration::from_millis(100),
+            Err(fail) => log::warn!(
+                target: "rustf_workers::queue",
+                "listening for notifications: {}",
+                fail.into_error("listening to", queue.target()),
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = events.closed() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life: `LISTEN`, then every notification passed on, until the
+/// connection ends or stops answering (`Ok`), or fails to start (`Err`).
+async fn listen_once(
+    queue: &PostgresQueue,
+    events: &UnboundedSender<StoreEvent>,
+) -> Result<(), Fail> {
+    queue.ready().await.map_err(Fail::Refused)?;
+    let (client, mut connection) = queue.inner.config.connect(NoTls).await?;
+    let (notes, mut received) = mpsc::unbounded_channel();
+    // The connection's own task: its notifications, and the replies to `client`.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(note) = message {
+                if notes.send(note.payload().to_owned()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let _driver = AbortOnDrop(driver);
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Anything told while there was no connection is lost: the engine looks again.
+    if events.send(StoreEvent::Resumed).is_err() {
+        return Ok(());
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            note = received.recv() => {
+                // `None`: the connection ended (the server went away).
+                let Some(payload) = note else { return Ok(()) };
+                if let Some(event) = queue.event_of(&payload).await {
+                    if events.send(event).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                let answered = tokio::time::timeout(PING_TIMEOUT, client.simple_query("SELECT 1")).await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
