@@ -466,7 +466,7 @@ impl WorkerRegistry {
         });
         let run = Run::stand_in(definition, id, config, Some(keys), mailbox);
         if !close_with_record(&run, &record) {
-            tokio::spawn(stand_in_for(Arc::clone(queue), Arc::clone(&run)));
+            tokio::spawn(stand_in_for(Arc::clone(queue), Arc::clone(&run), read));
         }
         Ok(Started::Own(run))
     }
@@ -630,16 +630,19 @@ fn close_with_record(run: &Run, record: &JobRecord) -> bool {
 }
 
 /// Watches the stored job `run` stands in for until it finishes, then ends `run` with
-/// its outcome. Looks again when this process stores an outcome, else after a wait that
-/// grows from 50 ms to 1 s. Gives up once nobody holds `run` (it just ends), when this
+/// its outcome; when `read` and the store tells events, passes on the messages the job's
+/// owner publishes meanwhile (see `queue/follow.rs`). Looks again when this process
+/// stores an outcome or hears the job ended, else after a wait that grows from 50 ms to
+/// 1 s. Gives up once nobody holds `run` (it just ends), when this
 /// process shuts down or the store keeps failing (`run` ends with that error; the job
 /// stays stored either way).
-async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>) {
+async fn stand_in_for(queue: Arc<Runner>, run: Arc<Run>, read: bool) {
     const FAILURES: u32 = 10;
     let mut wait = Duration::from_millis(50);
     let mut failures = 0;
-    // Its messages, when its owner publishes them: asked for each claim of the job.
-    let following = queue.follow(run.id(), &run);
+    // Its messages, for a handle that reads them, when its owner publishes them: asked
+    // for each claim of the job.
+    let following = read.then(|| queue.follow(run.id(), &run)).flatten();
     let mut asked = None;
     loop {
         queue.written(wait).await;

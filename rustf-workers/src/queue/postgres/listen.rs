@@ -90,10 +90,14 @@ impl PostgresQueue {
                             let seq: i64 = tx.query_one(&stmt, &[&id, &text]).await?.try_get(0)?;
                             items.push((16, json!([1, seq])));
                         }
-                        self.chunk_messages(&id, items, &mut payloads);
+                        payloads.extend(chunk_messages(self.schema_name(), &id, items));
                     }
-                    StoreEvent::Follow { id } => payloads.push(self.payload("follow", &id, None)),
-                    StoreEvent::Ended { id } => payloads.push(self.payload("ended", &id, None)),
+                    StoreEvent::Follow { id } => {
+                        payloads.push(payload(self.schema_name(), "follow", &id, None));
+                    }
+                    StoreEvent::Ended { id } => {
+                        payloads.push(payload(self.schema_name(), "ended", &id, None));
+                    }
                     // Told by the database's triggers or the subscription, never published.
                     StoreEvent::Available { .. }
                     | StoreEvent::CancelRequested { .. }
@@ -109,32 +113,6 @@ impl PostgresQueue {
         }
         .await;
         result.map_err(self.error(action))
-    }
-
-    /// Splits a job's messages into notifications under [`PAYLOAD_BYTES`].
-    fn chunk_messages(&self, id: &str, items: Vec<(usize, Value)>, payloads: &mut Vec<String>) {
-        let mut chunk = Vec::new();
-        let mut bytes = 0;
-        for (len, item) in items {
-            if !chunk.is_empty() && bytes + len + 8 > PAYLOAD_BYTES {
-                let full = std::mem::take(&mut chunk);
-                payloads.push(self.payload("messages", id, Some(Value::Array(full))));
-                bytes = 0;
-            }
-            bytes += len + 8;
-            chunk.push(item);
-        }
-        if !chunk.is_empty() {
-            payloads.push(self.payload("messages", id, Some(Value::Array(chunk))));
-        }
-    }
-
-    fn payload(&self, kind: &str, id: &str, messages: Option<Value>) -> String {
-        let mut payload = json!({ "s": self.schema_name(), "k": kind, "id": id });
-        if let Some(messages) = messages {
-            payload["m"] = messages;
-        }
-        payload.to_string()
     }
 
     /// Whether `owner` holds the maintenance lead until `now + ttl_ms`.
@@ -239,6 +217,36 @@ impl PostgresQueue {
     }
 }
 
+/// A job's messages as notifications, each under [`PAYLOAD_BYTES`]: `items` are the
+/// tagged messages (`[0, message]` inline, `[1, row]` stored) with their JSON's length.
+fn chunk_messages(schema: &str, id: &str, items: Vec<(usize, Value)>) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for (len, item) in items {
+        // 8: the tag, brackets and commas around each item.
+        if !chunk.is_empty() && bytes + len + 8 > PAYLOAD_BYTES {
+            let full = std::mem::take(&mut chunk);
+            payloads.push(payload(schema, "messages", id, Some(Value::Array(full))));
+            bytes = 0;
+        }
+        bytes += len + 8;
+        chunk.push(item);
+    }
+    if !chunk.is_empty() {
+        payloads.push(payload(schema, "messages", id, Some(Value::Array(chunk))));
+    }
+    payloads
+}
+
+fn payload(schema: &str, kind: &str, id: &str, messages: Option<Value>) -> String {
+    let mut payload = json!({ "s": schema, "k": kind, "id": id });
+    if let Some(messages) = messages {
+        payload["m"] = messages;
+    }
+    payload.to_string()
+}
+
 /// Listens until `events` is dropped, connecting again (after 0.1 s, growing to 5 s)
 /// whenever the connection is lost or cannot be made.
 async fn listen(queue: PostgresQueue, events: UnboundedSender<StoreEvent>) {
@@ -320,5 +328,39 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::{chunk_messages, INLINE_MESSAGE_BYTES};
+
+    #[test]
+    fn messages_are_split_into_notifications_postgres_takes_in_order() {
+        // The longest schema name and inline messages just under the limit: the worst
+        // case for the envelope.
+        let schema = "s".repeat(63);
+        let id = "6f1c2a34-0000-4000-8000-000000000000";
+        let items: Vec<(usize, Value)> = (0..40)
+            .map(|n| {
+                let text = format!("{n}:{}", "x".repeat(INLINE_MESSAGE_BYTES - 12));
+                let message = json!(text);
+                (message.to_string().len(), json!([0, message]))
+            })
+            .chain((0..300).map(|n| (json!(n).to_string().len(), json!([0, n]))))
+            .collect();
+        let payloads = chunk_messages(&schema, id, items.clone());
+        assert!(payloads.len() >= 40, "{}", payloads.len());
+        let mut carried = Vec::new();
+        for payload in &payloads {
+            assert!(payload.len() < 8000, "{} bytes", payload.len());
+            let parsed: Value = serde_json::from_str(payload).unwrap();
+            assert_eq!(parsed["s"], json!(schema));
+            carried.extend(parsed["m"].as_array().unwrap().iter().cloned());
+        }
+        let sent: Vec<Value> = items.into_iter().map(|(_, item)| item).collect();
+        assert_eq!(carried, sent, "every message once, in order");
     }
 }
