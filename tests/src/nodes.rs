@@ -189,6 +189,41 @@ pub async fn all_jobs(store: &impl JobStore, worker: Option<&str>) -> Vec<JobRec
     }
 }
 
+/// Waits up to `within` until `jobs` jobs are finished in `store`. A store error (the
+/// server restarting) counts as not yet.
+///
+/// # Panics
+///
+/// If fewer are finished then, saying how many, or the store's error.
+pub async fn until_finished(store: &impl JobStore, jobs: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        match store.counts().await {
+            Ok(counts) => {
+                let finished: u64 = counts
+                    .into_iter()
+                    .filter(|(_, state, _)| state.is_finished())
+                    .map(|(_, _, count)| count)
+                    .sum();
+                if finished == jobs as u64 {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{finished} of {jobs} jobs finished after {within:?}"
+                );
+            }
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "jobs not finished after {within:?}: {err}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// This machine's clock in ms since the Unix epoch: the database server's too, when it
 /// runs here.
 pub fn wall_ms() -> i64 {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustf_workers::queue::{JobState, JobStore, PostgresQueue, QueueOptions};
 use rustf_workers::{JobOptions, WorkerRegistry};
-use rustf_workers_tests::nodes::{all_jobs, read_log, until, Node};
+use rustf_workers_tests::nodes::{all_jobs, read_log, until, until_finished, Node};
 use rustf_workers_tests::postgres::TestDatabase;
 use serde_json::json;
 
@@ -38,29 +38,6 @@ async fn client(url: &str) -> (WorkerRegistry, PostgresQueue) {
         .use_queue_with(store.clone(), QueueOptions::new().runs_jobs(false))
         .unwrap();
     (client, store)
-}
-
-/// Waits up to `within` until `jobs` jobs are finished.
-async fn until_finished(store: &PostgresQueue, jobs: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let finished: u64 = store
-            .counts()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|(_, state, _)| state.is_finished())
-            .map(|(_, _, count)| count)
-            .sum();
-        if finished == jobs as u64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{finished} of {jobs} jobs finished"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Three worker processes compete for 10,000 jobs: each completes once, at its first
