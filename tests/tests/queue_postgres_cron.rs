@@ -94,6 +94,11 @@ async fn three_nodes_on_one_schedule_enqueue_each_tick_once_and_run_it() {
     // A node without the schedule runs what the last ticks left waiting, and adds none.
     let mut mop = start(db.url(), &log, "d", &[]);
     until_finished(&store, ticks.len(), Duration::from_secs(30)).await;
+    // Before it is ready, a SIGINT would find no handler, and kill it.
+    until(Duration::from_secs(30), "d to open its queue", || {
+        mop.is_ready()
+    })
+    .await;
     mop.signal("INT");
     assert!(mop.exited(Duration::from_secs(30)).await.success());
     assert_eq!(recorded_ticks(&raw).await, ticks, "d enqueued no tick");

@@ -119,7 +119,7 @@ async fn drain_through_outage(lease_ms: u64, outage: impl FnOnce(&Cluster)) -> D
     tokio::task::block_in_place(|| outage(&cluster));
     let up_at_ms = wall_ms();
 
-    until_finished(&store, JOBS, Duration::from_secs(120)).await;
+    until_finished(&store, JOBS, Duration::from_secs(60)).await;
     for node in &mut nodes {
         assert!(node.is_running(), "node {} died", node.name());
     }
