@@ -3,6 +3,7 @@
 
 rustf_workers::auto_workers!();
 
+pub mod nodes;
 pub mod postgres;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

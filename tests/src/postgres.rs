@@ -26,6 +26,26 @@ const INSTALL: &str = "install PostgreSQL (`apt-get install postgresql`, which b
                        `initdb` and `pg_ctl`), or set `DATABASE_URL` to a server whose \
                        role may create databases";
 
+/// How `pg_ctl` stops a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// `-m fast`: every session is ended, its transaction rolled back, and the server
+    /// writes a checkpoint and exits: an orderly shutdown.
+    Fast,
+    /// `-m immediate`: the server exits at once, as in a crash, and replays its log when
+    /// started again.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
 /// A throwaway PostgreSQL cluster, stopped and removed when dropped.
 #[derive(Debug)]
 pub struct Cluster {
@@ -99,6 +119,15 @@ impl Cluster {
     ///
     /// If it does not come back.
     pub fn restart(&self) {
+        self.restart_with(StopMode::Immediate);
+    }
+
+    /// Restarts the server, stopped as `mode` says: every connection is cut.
+    ///
+    /// # Panics
+    ///
+    /// If it does not come back.
+    pub fn restart_with(&self, mode: StopMode) {
         let data = self.data();
         let log = self.dir.join("log");
         self.run(
@@ -109,12 +138,45 @@ impl Cluster {
                 "-l".as_ref(),
                 log.as_os_str(),
                 "-m".as_ref(),
-                "immediate".as_ref(),
+                mode.as_arg().as_ref(),
                 "-w".as_ref(),
                 "restart".as_ref(),
             ],
         )
         .unwrap_or_else(|why| panic!("restarting the test cluster: {why}"));
+    }
+
+    /// Stops the server as `mode` says, and waits until it has: until
+    /// [`start_server`](Self::start_server), connecting to it is refused.
+    ///
+    /// # Panics
+    ///
+    /// If it does not stop.
+    pub fn stop_server(&self, mode: StopMode) {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                mode.as_arg().as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+        .unwrap_or_else(|why| panic!("stopping the test cluster: {why}"));
+    }
+
+    /// Starts the server stopped by [`stop_server`](Self::stop_server) again, on the same
+    /// port, and waits until it accepts connections.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start.
+    pub fn start_server(&self) {
+        self.pg_ctl_start()
+            .unwrap_or_else(|why| panic!("starting the test cluster again: {why}"));
     }
 
     fn data(&self) -> PathBuf {

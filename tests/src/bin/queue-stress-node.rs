@@ -1,12 +1,12 @@
 //! A process that runs the durable queue on a SQLite file or a PostgreSQL database, for
-//! the stress tests of `tests/tests/queue_stress.rs` and `queue_postgres_nodes.rs`:
-//! several of them share one store, and the tests kill them (SIGKILL), stop them
-//! (SIGSTOP) and start new ones while they run jobs.
+//! the stress tests of `tests/tests/queue_stress.rs` and `queue_postgres_*.rs`: several
+//! of them share one store, and the tests kill them (SIGKILL), stop them (SIGSTOP),
+//! restart the database under them and start new ones while they run jobs.
 //!
 //! `queue-stress-node <db> <log> <node> <lease_ms>` (`<db>` a file path, or a
-//! `postgres://` URL) runs the jobs of four workers until
-//! SIGINT (once it has created `<log>.<node>.ready`), then shuts down (handing back what still runs after the grace period, or
-//! `QUEUE_NODE_GRACE_MS` if set):
+//! `postgres://` URL) runs the jobs of five workers until SIGINT (once it has created
+//! `<log>.<node>.ready`), then shuts down (handing back what still runs after the grace
+//! period, or `QUEUE_NODE_GRACE_MS` if set):
 //!
 //! - `chaos` (backoff 20 ms to 200 ms): its payload `{"kind", "ms", "bad_until",
 //!   "tail_ms"}` says what an attempt does. Attempts up to `bad_until` misbehave as
@@ -19,6 +19,9 @@
 //! - `fails-once-cancelled` (backoff 20 ms): its first attempt waits until a cancel of
 //!   its job is stored (it reads the store), then fails at once, before the heartbeat
 //!   that would stop it; later attempts succeed.
+//! - `cron`: as `slow`, scheduled on the cron expression `QUEUE_NODE_CRON` if it is
+//!   set. A node without it enqueues no ticks, and runs the jobs of those the others
+//!   enqueued.
 //!
 //! Each attempt appends to `<log>` a line `start <id> <attempt> <node> <µs>` as it
 //! begins, `done <id> <attempt> <node> <µs>` just before it returns success, and
@@ -207,6 +210,15 @@ async fn main() -> Result<()> {
     let slow_log = log.clone();
     workers
         .register("slow", move |ctx| sleepy(ctx, slow_log.clone()))
+        .await?;
+    let cron_log = log.clone();
+    let cron = match std::env::var("QUEUE_NODE_CRON") {
+        // Leaked once: a schedule is `&'static`, as `#[worker(cron = "...")]` gives it.
+        Ok(expr) => WorkerOptions::new().cron(expr.leak()),
+        Err(_) => WorkerOptions::new(),
+    };
+    workers
+        .register_with("cron", cron, move |ctx| sleepy(ctx, cron_log.clone()))
         .await?;
     let options = QueueOptions::new()
         .concurrency(8)
