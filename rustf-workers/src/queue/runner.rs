@@ -38,6 +38,10 @@ pub(crate) struct Runner {
     wake: Notify,
     /// The jobs this process holds a lease on, by id, with their claim's epoch.
     leased: Mutex<HashMap<String, u64>>,
+    /// Jobs whose outcome was sent to the writer and is not stored yet, with their epoch:
+    /// their leases are extended still, so that a store out of reach for longer than a
+    /// lease does not find them expired, and rescue them, while their outcome waits.
+    unstored: Mutex<HashMap<String, u64>>,
     /// The progress last stored for each job run here.
     stored_progress: Mutex<HashMap<String, crate::Progress>>,
     finishes: mpsc::UnboundedSender<Finish>,
@@ -82,6 +86,7 @@ impl Runner {
             clock: Arc::new(Clock::new()),
             wake: Notify::new(),
             leased: Mutex::new(HashMap::new()),
+            unstored: Mutex::new(HashMap::new()),
             stored_progress: Mutex::new(HashMap::new()),
             finishes,
             unwritten: AtomicUsize::new(0),
@@ -329,6 +334,11 @@ impl Runner {
         self.leased.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn unstored(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // Held for one map operation (or one batch's), never across an await.
+        self.unstored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(super) fn send(&self, finish: Finish) {
         {
             let mut leased = self.leased();
@@ -337,12 +347,15 @@ impl Runner {
                 leased.remove(&finish.id);
             }
         }
+        let id = finish.id.clone();
+        self.unstored().insert(id.clone(), finish.epoch);
         // Release: `flush` reads it after the writer decrements.
         self.unwritten.fetch_add(1, Ordering::Release);
         if self.finishes.send(finish).is_err() {
             // The writer is gone with its runtime: nothing can be stored any more, and the
             // job's lease will expire and be rescued.
             self.unwritten.fetch_sub(1, Ordering::Release);
+            self.unstored().remove(&id);
         }
         self.wake();
     }
@@ -533,6 +546,13 @@ impl Runner {
             .iter()
             .map(|(id, epoch)| (id.clone(), *epoch))
             .collect();
+        let running = leases.len();
+        let mut leases = leases;
+        leases.extend(
+            self.unstored()
+                .iter()
+                .map(|(id, epoch)| (id.clone(), *epoch)),
+        );
         if !leases.is_empty() {
             let kept = self
                 .store
@@ -543,7 +563,8 @@ impl Runner {
                     millis(self.options.lease),
                 )
                 .await?;
-            for ((id, epoch), kept) in leases.into_iter().zip(kept) {
+            // Past `running`: outcomes waiting in the writer, whose refusal it logs.
+            for ((id, epoch), kept) in leases.into_iter().zip(kept).take(running) {
                 if !kept {
                     // Rescued and maybe given to another process: this run's writes would
                     // be refused; it stops here.
@@ -729,7 +750,14 @@ async fn heartbeat(runner: Arc<Runner>) {
         }
         let gone = runner.registry.upgrade().is_none();
         let claiming = runner.claiming.load(Ordering::SeqCst);
-        if gone || (runner.is_stopping() && runner.leased().is_empty() && claiming == 0) {
+        // Acquire: pairs with the writer's Release once a batch is stored.
+        let unwritten = runner.unwritten.load(Ordering::Acquire);
+        if gone
+            || (runner.is_stopping()
+                && runner.leased().is_empty()
+                && claiming == 0
+                && unwritten == 0)
+        {
             return;
         }
         // The cluster's maintenance, by its leader only; not by a node on its way out.
@@ -811,6 +839,14 @@ async fn write_outcomes(
             }
         }
         if let Some(runner) = runner.upgrade() {
+            {
+                let mut unstored = runner.unstored();
+                for finish in &batch {
+                    if unstored.get(&finish.id) == Some(&finish.epoch) {
+                        unstored.remove(&finish.id);
+                    }
+                }
+            }
             // Release: pairs with `flush`'s Acquire.
             runner.unwritten.fetch_sub(batch.len(), Ordering::Release);
             runner.written.notify_waiters();
