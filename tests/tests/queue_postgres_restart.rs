@@ -13,11 +13,14 @@
 //!
 //! - Back within a lease, the server finds every lease alive: the retried outcomes are
 //!   stored, runs under way go on, and nothing runs twice.
-//! - Away longer than a lease, it finds leases run out. The first node to rescue takes
-//!   such jobs back, and they run again: a job whose attempt had ended while its outcome
-//!   waited for the writer's next try, or whose run was under way, its owner unable to
-//!   beat. The rescue records the attempt in the job's errors as "lease expired", and the
-//!   fence refuses the former attempt's outcome when its retry comes.
+//! - Away longer than a lease, it finds leases run out. Each owner's next heartbeat
+//!   extends its leases again, those of the jobs whose outcome waits for the writer
+//!   included, and the leader waits two heartbeats after the server is back before it
+//!   rescues, so usually nothing is rescued (0 in the runs we watched; 16 to 28 jobs
+//!   when leases of waiting outcomes were not extended and the leader rescued at
+//!   once). A job whose owner is not back within those two beats is rescued and runs
+//!   again: the rescue records the attempt in the job's errors as "lease expired", and
+//!   the fence refuses the former attempt's outcome when its retry comes.
 //!
 //! Either way a claim may be stored with its answer lost in the cut: that job waits,
 //! unstarted, until its lease runs out and a rescue takes it back.

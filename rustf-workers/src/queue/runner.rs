@@ -735,6 +735,10 @@ async fn poll(runner: Arc<Runner>) {
 async fn heartbeat(runner: Arc<Runner>) {
     let every = runner.options.heartbeat_every();
     let mut beats: u64 = 0;
+    // After the store was out of reach: the beats that reached it since. Every node's
+    // leases ran out meanwhile; a leader that rescued them at once would take back jobs
+    // that run on, whose owners extend them at their next beat. So it waits two beats.
+    let mut recovering: Option<u32> = None;
     loop {
         let mut stopped = std::pin::pin!(runner.stopped.notified());
         stopped.as_mut().enable();
@@ -745,8 +749,14 @@ async fn heartbeat(runner: Arc<Runner>) {
         if let Err(err) = runner.clock.sync(&*runner.store).await {
             log::warn!(target: "rustf_workers::queue", "reading the store's clock: {err}");
         }
-        if let Err(err) = runner.beat().await {
-            log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
+        match runner.beat().await {
+            Ok(()) => {
+                recovering = recovering.map(|beats| beats + 1).filter(|&beats| beats < 2);
+            }
+            Err(err) => {
+                log::warn!(target: "rustf_workers::queue", "heartbeat: {err}");
+                recovering = Some(0);
+            }
         }
         let gone = runner.registry.upgrade().is_none();
         let claiming = runner.claiming.load(Ordering::SeqCst);
@@ -774,7 +784,7 @@ async fn heartbeat(runner: Arc<Runner>) {
                     log::warn!(target: "rustf_workers::queue", "taking the lead: {err}");
                     false
                 });
-        if leads && beats.is_multiple_of(3) {
+        if leads && recovering.is_none() && beats.is_multiple_of(3) {
             match runner.store.rescue(runner.clock.now_ms()).await {
                 Ok(rescued) if !rescued.is_empty() => {
                     log::info!(
