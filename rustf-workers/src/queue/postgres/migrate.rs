@@ -27,6 +27,10 @@ const LOCK_CLASS: i32 = 0x7273_7466;
 /// migration leaves the database as it was.
 pub(super) async fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), Fail> {
     let tx = client.transaction().await?;
+    // `IF NOT EXISTS` on a migrated database is a NOTICE ("already exists, skipping"),
+    // which tokio-postgres logs at info on every connect: not news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     let lock_key = schema.unwrap_or("public");
     tx.execute(
         "SELECT pg_advisory_xact_lock($1::int4, hashtext($2::text))",
