@@ -5,6 +5,13 @@
 
 (() => {
   const API = '../';
+  // `GET /` of the router: `../` would add a trailing slash, which a router nested with
+  // axum's `nest("/prefix", ..)` does not match; the prefix is the page's path without
+  // its `ui/`.
+  const ROOT = (() => {
+    const prefix = location.pathname.replace(/ui\/?$/, '');
+    return prefix.length > 1 ? prefix.replace(/\/$/, '') : '/';
+  })();
   const CSRF = { 'x-rustf-workers': '1' };
   const JOB_STATES = ['scheduled', 'available', 'running', 'retrying', 'discarded', 'cancelled', 'completed'];
   const WAITING = ['scheduled', 'available', 'retrying'];
@@ -96,7 +103,7 @@
       Object.assign(init.headers, CSRF, { 'content-type': 'application/json' });
       if (body !== undefined) init.body = body;
     }
-    const response = await fetch(API + path, init);
+    const response = await fetch(path === '' ? ROOT : API + path, init);
     const data = await response.json().catch(() => null);
     if (!response.ok) throw new ApiError(response.status, data);
     return data;
@@ -227,10 +234,10 @@
       const count = HISTORY_MS / BUCKET_MS;
       const buckets = new Array(count).fill(0);
       const now = app.history.length ? app.history[app.history.length - 1].at : Date.now();
-      const start = now - HISTORY_MS;
       for (let i = 1; i < app.history.length; i += 1) {
         const sample = app.history[i];
-        const index = Math.floor((sample.at - start) / BUCKET_MS);
+        // The newest sample in the last bar.
+        const index = count - 1 - Math.floor((now - sample.at) / BUCKET_MS);
         if (index >= 0 && index < count) buckets[index] += Math.max(0, sample.total - app.history[i - 1].total);
       }
       const top = Math.max(1, ...buckets);
@@ -369,9 +376,9 @@
             }
           },
         },
+        h('label', {}, 'Payload (JSON)', startPayload),
         h('div', { class: 'row' },
           h('label', {}, 'Worker', startSelect),
-          h('label', { class: 'grow' }, 'Payload (JSON)', startPayload),
           h('button', { type: 'submit', class: 'primary', text: 'Start' })),
         startMessage))
       : null;
