@@ -329,6 +329,31 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         false
     );
     screenshot(&browser, "run-light").await;
+    // The toggle, both ways: the run's page in dark while it is live, then light again.
+    click(&browser, "#theme").await;
+    assert_eq!(
+        eval(&browser, "document.documentElement.dataset.theme").await,
+        "dark"
+    );
+    screenshot(&browser, "run-dark").await;
+    click(&browser, "#theme").await;
+    assert_eq!(
+        eval(&browser, "document.documentElement.dataset.theme").await,
+        "light"
+    );
+
+    // Paused, the tail holds what arrives and counts it; resumed, it shows it.
+    let lines = "document.querySelectorAll('#log li').length";
+    click(&browser, "#log-pause").await;
+    let shown = eval(&browser, lines).await.as_u64().unwrap();
+    until("messages held while paused", || async {
+        let note = eval(&browser, "document.getElementById('log-held').textContent").await;
+        note.as_str()?.ends_with("new while paused").then_some(())
+    })
+    .await;
+    assert_eq!(eval(&browser, lines).await.as_u64().unwrap(), shown);
+    click(&browser, "#log-pause").await;
+    assert!(eval(&browser, lines).await.as_u64().unwrap() > shown);
 
     // 3. Cancelled from its page, after a confirmation.
     click(&browser, "#cancel-run").await;
@@ -413,7 +438,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         .goto(&format!("http://{addr}/admin/workers/ui/#/runs/{run_id}"))
         .await
         .unwrap();
-    until("the run's page after a reload", || async {
+    until("the cancelled run's page after a reload", || async {
         text(&browser, r#"[data-fact="state"] .badge"#)
             .await
             .filter(|state| state == "cancelled")
@@ -424,8 +449,6 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         "dark",
         "the choice is kept"
     );
-    click(&browser, "#payload-title + button").await;
-    screenshot(&browser, "run-dark").await;
     click(&browser, r#"[data-nav="overview"]"#).await;
     until("the overview", || async { text(&browser, runs).await }).await;
     screenshot(&browser, "overview-dark").await;

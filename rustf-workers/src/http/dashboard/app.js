@@ -423,6 +423,7 @@
     const facts = h('dl', { class: 'stats', id: 'run-facts' });
     const bar = h('progress', { max: 100, id: 'run-progress' });
     const barText = h('span', { class: 'muted', id: 'run-progress-text' });
+    const progressRow = h('p', {}, h('label', { for: 'run-progress' }, 'Progress'), bar, ' ', barText);
     const actions = h('div', { class: 'actions' });
     const message = h('div');
     const attempts = h('div');
@@ -438,7 +439,7 @@
     const log = h('ol', { class: 'log', id: 'log', 'aria-live': 'off' });
     let paused = false;
     const held = [];
-    const heldNote = h('span', { class: 'muted' });
+    const heldNote = h('span', { class: 'muted', id: 'log-held' });
     const pause = h('button', {
       type: 'button', class: 'small', id: 'log-pause', text: 'Pause', 'aria-pressed': 'false',
       onclick: () => {
@@ -478,7 +479,13 @@
       if (stream || ended) return;
       stream = new EventSource(`${API}runs/${enc(id)}/events`);
       logState.textContent = 'live';
-      stream.addEventListener('message', (event) => line(event.data));
+      stream.addEventListener('message', (event) => {
+        line(event.data);
+        // `ctx.progress` arrives as a message too: the bar moves with it, not a second later.
+        const message = JSON.parse(event.data);
+        const progress = message && message.progress;
+        if (progress && typeof progress.percent === 'number') showProgress(progress);
+      });
       stream.addEventListener('lagged', (event) => line(`missed ${JSON.parse(event.data).missed} messages (this page read too slowly)`, true));
       stream.addEventListener('end', (event) => {
         const outcome = JSON.parse(event.data);
@@ -495,6 +502,12 @@
           logState.textContent = 'disconnected';
         }
       });
+    }
+
+    function showProgress(progress) {
+      bar.value = progress.percent;
+      barText.textContent = `${progress.percent}%${progress.message ? ` ${progress.message}` : ''}`;
+      progressRow.hidden = false;
     }
 
     function fact(label, value, key) {
@@ -520,13 +533,10 @@
       }
       facts.replaceChildren(...list);
       const progress = run ? run.progress : job && job.progress;
-      if (progress && typeof progress.percent === 'number') {
-        bar.value = progress.percent;
-        barText.textContent = `${progress.percent}%${progress.message ? ` ${progress.message}` : ''}`;
-      } else if (!run) {
-        bar.value = LIVE_RUN.includes(state) ? 0 : 100;
-        barText.textContent = '';
-      }
+      // While the stream is open it is the newer source: a snapshot is up to a second old.
+      if (progress && typeof progress.percent === 'number' && !stream) showProgress(progress);
+      // An ended run keeps the last progress this page saw; one never seen live has none.
+      progressRow.hidden = !progress && !run && !bar.hasAttribute('value');
 
       const buttons = [];
       if (run && app.config.allow_cancelling_runs && !run.stopping) {
@@ -550,7 +560,9 @@
           ? rows.map(([n, s, d, e]) => h('tr', {}, h('td', { class: 'num', text: n }), h('td', {}, badge(s)),
             h('td', { text: d }), h('td', { class: 'wrap error', text: e })))
           : h('tr', {}, h('td', { colspan: 4, class: 'empty', text: 'No attempt has ended yet.' }))))));
-      payloadBox.textContent = detail.payload === null ? 'no payload' : json(detail.payload);
+      if (detail.payload !== null) payloadBox.textContent = json(detail.payload);
+      else if (run || job) payloadBox.textContent = 'no payload';
+      else if (!payloadBox.textContent) payloadBox.textContent = 'not kept: an in-process run forgets its payload when it ends';
       if (run && LIVE_RUN.includes(run.state)) follow();
       else if (!stream && !ended) logState.textContent = 'the run is not live: messages are not kept';
     }
@@ -588,7 +600,7 @@
       h('section', { 'aria-labelledby': 'run-title' },
         h('h2', { id: 'run-title', class: 'visually-hidden', text: 'State' }),
         facts,
-        h('p', {}, h('label', { for: 'run-progress' }, 'Progress'), bar, ' ', barText),
+        progressRow,
         actions,
         message),
       h('section', { 'aria-labelledby': 'log-title' },
