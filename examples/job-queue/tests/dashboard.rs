@@ -427,7 +427,36 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     .await;
     screenshot(&browser, "queue-light").await;
 
-    // 5. Dark mode, by the toggle; the same three pages.
+    // 5. Cron schedules with their ticks, and this process as the queue's node.
+    click(&browser, r#"[data-nav="schedules"]"#).await;
+    until("digest's schedule and the node", || async {
+        let schedule = text(&browser, r#"#cron tr[data-worker="digest"]"#).await?;
+        let node = text(&browser, "#nodes tbody tr").await?;
+        (schedule.contains("*/3 * * * * *")
+            && schedule.contains(" ago)")
+            && schedule.contains("(in ")
+            // `idle` until a heartbeat records the daemon job it runs, `busy` after.
+            && (node.contains("idle") || node.contains("busy")))
+        .then_some(())
+    })
+    .await;
+    screenshot(&browser, "schedules-light").await;
+
+    // 6. Readable on a phone: nothing wider than the screen but the tables, which scroll.
+    browser.set_window_size(390, 844).await.unwrap();
+    click(&browser, r#"[data-nav="queue"]"#).await;
+    until("the queue on a narrow screen", || async {
+        let fits = eval(
+            &browser,
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+        )
+        .await;
+        (fits == true && text(&browser, "#jobs tbody tr").await.is_some()).then_some(())
+    })
+    .await;
+    browser.set_window_size(1100, 900).await.unwrap();
+
+    // 7. Dark mode, by the toggle; the same three pages.
     click(&browser, "#theme").await;
     assert_eq!(
         eval(&browser, "document.documentElement.dataset.theme").await,
@@ -453,7 +482,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     until("the overview", || async { text(&browser, runs).await }).await;
     screenshot(&browser, "overview-dark").await;
 
-    // 6. Nothing went wrong in the browser: no script error, no refused resource.
+    // 8. Nothing went wrong in the browser: no script error, no refused resource.
     let (status, log) = request(
         &format!("127.0.0.1:{port}"),
         "POST",

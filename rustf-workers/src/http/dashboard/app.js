@@ -71,6 +71,22 @@
     return delta > 0 ? `in ${text}` : `${text} ago`;
   }
 
+  function bytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${unit ? value.toFixed(value < 10 ? 1 : 0) : value} ${units[unit]}`;
+  }
+
+  // A daemon's jobs may be attempted without end: `u32::MAX`.
+  function attempts(max) {
+    return max >= 4294967295 ? '∞' : String(max);
+  }
+
   function percent(rate) {
     return rate === null ? '–' : `${(rate * 100).toFixed(rate === 1 ? 0 : 1)}%`;
   }
@@ -528,7 +544,7 @@
           fact('Started', time(run.started_at_ms), 'started'));
       }
       if (job) {
-        list.push(fact('Stored job', `${job.state}, attempt ${job.attempt} of ${job.max_attempts}`, 'job'),
+        list.push(fact('Stored job', `${job.state}, attempt ${job.attempt} of ${attempts(job.max_attempts)}`, 'job'),
           fact('Run at', time(job.run_at_ms), 'run-at'));
       }
       facts.replaceChildren(...list);
@@ -718,7 +734,7 @@
         h('td', { class: 'mono' }, h('a', { href: `#/runs/${enc(job.id)}`, text: short(job.id), title: job.id })),
         h('td', { text: job.worker }),
         h('td', {}, badge(job.state)),
-        h('td', { class: 'num', dataset: { col: 'attempt' }, text: `${job.attempt}/${job.max_attempts}` }),
+        h('td', { class: 'num', dataset: { col: 'attempt' }, text: `${job.attempt}/${attempts(job.max_attempts)}` }),
         h('td', { text: time(job.run_at_ms) }),
         h('td', { class: 'wrap error', text: last }),
         h('td', {}, app.config.allow_managing_jobs ? h('div', { class: 'actions' }, jobButtons(job, message, load)) : null));
@@ -839,7 +855,7 @@
             h('td', {}, badge(n.status)),
             h('td', { class: 'num', text: n.stopped_at_ms ? 'stopped' : ago(n.last_beat_ms) }),
             h('td', {}, h('meter', { min: 0, max: n.concurrency || 1, value: n.running, title: `${n.running} of ${n.concurrency}` }), ` ${n.running}/${n.concurrency}`),
-            h('td', { class: 'num', text: n.memory_pool ? `${n.memory_used}/${n.memory_pool}` : '–' }),
+            h('td', { class: 'num', text: n.memory_pool ? `${bytes(n.memory_used)} of ${bytes(n.memory_pool)}` : '–' }),
             h('td', { class: 'wrap', text: (n.workers || []).join(', ') })))
             : [h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No node has registered.' }))]));
         }
