@@ -186,8 +186,8 @@ async fn click(browser: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
 }
 
-/// Accepts the page's confirmation dialog.
-async fn confirm(browser: &Client) {
+/// Accepts the page's confirmation dialog, once it is open; the question it asked.
+async fn confirm(browser: &Client) -> String {
     until("the confirmation dialog", || async {
         eval(browser, "document.getElementById('confirm').open")
             .await
@@ -195,7 +195,9 @@ async fn confirm(browser: &Client) {
             .filter(|open| *open)
     })
     .await;
+    let question = text(browser, "#confirm-text").await.unwrap_or_default();
     click(browser, "#confirm-ok").await;
+    question
 }
 
 /// Where screenshots go: always the target directory, and `docs/dashboard` on request.
@@ -357,7 +359,8 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
 
     // 3. Cancelled from its page, after a confirmation.
     click(&browser, "#cancel-run").await;
-    confirm(&browser).await;
+    let question = confirm(&browser).await;
+    assert_eq!(question, format!("Cancel run {run_id}?"));
     until("the run to show cancelled", || async {
         let state = text(&browser, r#"[data-fact="state"] .badge"#).await?;
         (state == "cancelled").then_some(())
@@ -426,6 +429,34 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     )
     .await;
     screenshot(&browser, "queue-light").await;
+
+    // A shared view opens as it was left: here the other failed job, retried with every
+    // job its filter matches.
+    browser
+        .goto(&format!(
+            "http://{addr}/admin/workers/ui/#/queue?state=discarded&search=nobody"
+        ))
+        .await
+        .unwrap();
+    until("the shared view's one job", || async {
+        (eval(&browser, rows).await == json!([other])).then_some(())
+    })
+    .await;
+    assert_eq!(
+        eval(&browser, "document.getElementById('filter-search').value").await,
+        "nobody"
+    );
+    click(&browser, "#bulk button").await;
+    let question = confirm(&browser).await;
+    assert!(
+        question.starts_with("Retry 1 job(s) matching"),
+        "{question}"
+    );
+    until("every matching job retried", || async {
+        let (_, job) = request(&addr, "GET", &format!("/jobs/{other}"), "");
+        (job["attempt"] == 2).then_some(())
+    })
+    .await;
 
     // 5. Cron schedules with their ticks, and this process as the queue's node.
     click(&browser, r#"[data-nav="schedules"]"#).await;
