@@ -13,9 +13,13 @@
 //! chromium-driver`, which `.ci/chromium` does), or `CHROMIUM` and `CHROMEDRIVER` naming
 //! them; nothing is downloaded.
 
+// Debian's chromium, and process groups to stop it with.
+#![cfg(unix)]
+
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -33,6 +37,21 @@ struct Process(Child);
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `chromedriver` in a process group of its own, with the chromium it starts: a test that
+/// fails before closing its session would otherwise leave the browser running when the
+/// driver is killed. Dropped, it kills the whole group.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group's id is the driver's pid (`process_group(0)`).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -82,7 +101,7 @@ fn start_app(db: &Path) -> (Process, String) {
 }
 
 /// `chromedriver` on a free loopback port, once it accepts connections; its port.
-fn start_driver(driver: &Path) -> (Process, u16) {
+fn start_driver(driver: &Path) -> (Driver, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -92,9 +111,10 @@ fn start_driver(driver: &Path) -> (Process, u16) {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
-    let process = Process(child);
+    let process = Driver(child);
     let deadline = Instant::now() + STEP;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver listens in time");
@@ -238,6 +258,8 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1100,900", "--hide-scrollbars", "--no-first-run",
                 "--disable-extensions", "--disable-background-networking",
+                // Its handler processes leave the group and would outlive a killed browser.
+                "--disable-crash-reporter", "--disable-breakpad",
                 "--user-data-dir=".to_owned() + dir.path().join("profile").to_str().unwrap(),
             ],
         }),
