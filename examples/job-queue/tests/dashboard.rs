@@ -192,18 +192,23 @@ async fn text(browser: &Client, css: &str) -> Option<String> {
     value.as_str().map(str::to_owned)
 }
 
-/// Clicks what `css` selects, once it is there.
+/// Clicks what `css` selects, once it is there. Found again if the page replaced it
+/// between the finding and the click (a live update).
 async fn click(browser: &Client, css: &str) {
-    let element = browser
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("`{css}` on the page: {e}"));
-    element
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    let deadline = Instant::now() + STEP;
+    loop {
+        let element = browser
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` on the page: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(e) => panic!("click `{css}`: {e}"),
+        }
+    }
 }
 
 /// Accepts the page's confirmation dialog, once it is open; the question it asked.
@@ -323,7 +328,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         .send_keys(r#"{"contacts": 60, "step_ms": 150}"#)
         .await
         .unwrap();
-    click(&browser, "#start button[type=submit]").await;
+    click(&browser, r#"#start button[value="start"]"#).await;
     let run_id = until("the run's page", || async {
         let url = browser.current_url().await.ok()?;
         let id = url.fragment()?.strip_prefix("/runs/")?.to_owned();
@@ -477,6 +482,33 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     until("every matching job retried", || async {
         let (_, job) = request(&addr, "GET", &format!("/jobs/{other}"), "");
         (job["attempt"] == 2).then_some(())
+    })
+    .await;
+
+    // A job enqueued from the form: its page follows the stored job to its end.
+    click(&browser, r#"[data-nav="overview"]"#).await;
+    browser
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(
+            r#"#start-worker option[value="send-welcome"]"#,
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#start-payload"))
+        .await
+        .unwrap()
+        .send_keys(r#"{"email": "eve@example.com"}"#)
+        .await
+        .unwrap();
+    click(&browser, r#"#start button[value="enqueue"]"#).await;
+    until("the stored job's page, completed", || async {
+        let job = text(&browser, r#"[data-fact="job"] dd"#).await?;
+        job.starts_with("completed, attempt 1").then_some(())
     })
     .await;
 

@@ -16,6 +16,7 @@
   const JOB_STATES = ['scheduled', 'available', 'running', 'retrying', 'discarded', 'cancelled', 'completed'];
   const WAITING = ['scheduled', 'available', 'retrying'];
   const LIVE_RUN = ['queued', 'running', 'backing_off'];
+  const FINISHED = ['completed', 'discarded', 'cancelled'];
   const HISTORY_MS = 5 * 60 * 1000;
   const BUCKET_MS = 10 * 1000;
   const POLL_MS = 2000;
@@ -83,7 +84,7 @@
   }
 
   // A daemon's jobs may be attempted without end: `u32::MAX`.
-  function attempts(max) {
+  function maxAttempts(max) {
     return max >= 4294967295 ? '∞' : String(max);
   }
 
@@ -229,6 +230,8 @@
   }
 
   function notice(container, text, isError) {
+    // In the console too: where whoever debugs the page (or its browser test) looks.
+    if (isError) console.error(`rustf-workers dashboard: ${text}`);
     container.replaceChildren(h('p', { class: isError ? 'error' : 'muted', role: isError ? 'alert' : 'status', text }));
   }
 
@@ -384,8 +387,10 @@
                 return;
               }
             }
+            // "Enqueue" stores a job for whichever process claims it; "Start" runs it here.
+            const route = event.submitter && event.submitter.value === 'enqueue' ? 'jobs' : 'runs';
             try {
-              const started = await call('POST', `${enc(startSelect.value)}/runs`, text);
+              const started = await call('POST', `${enc(startSelect.value)}/${route}`, text);
               location.hash = `#/runs/${enc(started.id)}`;
             } catch (err) {
               notice(startMessage, err.message, true);
@@ -395,7 +400,8 @@
         h('label', {}, 'Payload (JSON)', startPayload),
         h('div', { class: 'row' },
           h('label', {}, 'Worker', startSelect),
-          h('button', { type: 'submit', class: 'primary', text: 'Start' })),
+          h('button', { type: 'submit', class: 'primary', value: 'start', text: 'Start' }),
+          app.config.queue ? h('button', { type: 'submit', value: 'enqueue', text: 'Enqueue' }) : null),
         startMessage))
       : null;
 
@@ -544,7 +550,7 @@
           fact('Started', time(run.started_at_ms), 'started'));
       }
       if (job) {
-        list.push(fact('Stored job', `${job.state}, attempt ${job.attempt} of ${attempts(job.max_attempts)}`, 'job'),
+        list.push(fact('Stored job', `${job.state}, attempt ${job.attempt} of ${maxAttempts(job.max_attempts)}`, 'job'),
           fact('Run at', time(job.run_at_ms), 'run-at'));
       }
       facts.replaceChildren(...list);
@@ -602,11 +608,19 @@
       }
     }
 
+    let reloading = false;
     function update(snapshot) {
-      // Live: its info comes with every snapshot; once gone from them, load what is left.
+      if (!lastDetail || reloading) return;
+      // Live: its info comes with every snapshot. Starting, ending, or a stored job not
+      // yet finished: load what there is now.
       const run = snapshot.runs.find((r) => r.id === id);
-      if (run && lastDetail) render(Object.assign({}, lastDetail, { run }));
-      else if (!run && lastDetail && lastDetail.run) load();
+      const job = lastDetail.job;
+      if (run && lastDetail.run) {
+        render(Object.assign({}, lastDetail, { run }));
+      } else if (run || lastDetail.run || (job && !FINISHED.includes(job.state))) {
+        reloading = true;
+        load().finally(() => { reloading = false; });
+      }
     }
 
     load();
@@ -679,6 +693,7 @@
     const more = h('p');
     let counts = '';
     let loading = null;
+    let rendered = new Map();
 
     function query(overrides) {
       const next = Object.assign({}, filter, overrides);
@@ -714,7 +729,18 @@
       loading = (async () => {
         try {
           const page = await get(listQuery(50, filter.before));
-          body.replaceChildren(...(page.jobs.length ? page.jobs.map(row) : [h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No stored job matches.' }))]));
+          // Rows of unchanged jobs are kept, so a button is not swapped under the pointer.
+          const next = new Map();
+          const list = page.jobs.map((job) => {
+            const key = JSON.stringify([job.state, job.attempt, job.errors.length, job.run_at_ms]);
+            const kept = rendered.get(job.id);
+            const entry = kept && kept.key === key ? kept : { key, row: row(job) };
+            next.set(job.id, entry);
+            return entry.row;
+          });
+          rendered = next;
+          if (!list.length) list.push(h('tr', {}, h('td', { colspan: 7, class: 'empty', text: 'No stored job matches.' })));
+          if (list.length !== body.children.length || list.some((r, i) => body.children[i] !== r)) body.replaceChildren(...list);
           more.replaceChildren(
             filter.before ? h('a', { href: query({ before: '' }), text: '← Newest' }) : '',
             filter.before && page.next ? ' · ' : '',
@@ -734,7 +760,7 @@
         h('td', { class: 'mono' }, h('a', { href: `#/runs/${enc(job.id)}`, text: short(job.id), title: job.id })),
         h('td', { text: job.worker }),
         h('td', {}, badge(job.state)),
-        h('td', { class: 'num', dataset: { col: 'attempt' }, text: `${job.attempt}/${attempts(job.max_attempts)}` }),
+        h('td', { class: 'num', dataset: { col: 'attempt' }, text: `${job.attempt}/${maxAttempts(job.max_attempts)}` }),
         h('td', { text: time(job.run_at_ms) }),
         h('td', { class: 'wrap error', text: last }),
         h('td', {}, app.config.allow_managing_jobs ? h('div', { class: 'actions' }, jobButtons(job, message, load)) : null));
