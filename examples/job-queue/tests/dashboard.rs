@@ -285,6 +285,30 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     let url = browser.current_url().await.unwrap();
     assert_eq!(url.path(), "/admin/workers/ui/");
 
+    // The system's dark preference is followed until the toggle chooses (Chrome DevTools'
+    // media emulation, through chromedriver).
+    let driver_addr = format!("127.0.0.1:{port}");
+    let scheme = |value: &str| {
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": value }] },
+        });
+        let (status, reply) = request(
+            &driver_addr,
+            "POST",
+            &format!("/session/{session}/goog/cdp/execute"),
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{reply}");
+    };
+    let background = "getComputedStyle(document.body).backgroundColor";
+    scheme("dark");
+    assert_eq!(eval(&browser, background).await, "rgb(15, 18, 22)");
+    assert_eq!(text(&browser, "#theme").await.as_deref(), Some("Light"));
+    scheme("light");
+    assert_eq!(eval(&browser, background).await, "rgb(247, 248, 250)");
+    assert_eq!(text(&browser, "#theme").await.as_deref(), Some("Dark"));
+
     // 1. A worker's counts change after runs, pushed over Server-Sent Events.
     let runs = r#"#workers [data-worker="send-welcome"] [data-col="runs"]"#;
     let before: u64 = until("the workers table", || async {
