@@ -302,12 +302,18 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         assert_eq!(status, 200, "{reply}");
     };
     let background = "getComputedStyle(document.body).backgroundColor";
-    scheme("dark");
-    assert_eq!(eval(&browser, background).await, "rgb(15, 18, 22)");
-    assert_eq!(text(&browser, "#theme").await.as_deref(), Some("Light"));
-    scheme("light");
-    assert_eq!(eval(&browser, background).await, "rgb(247, 248, 250)");
-    assert_eq!(text(&browser, "#theme").await.as_deref(), Some("Dark"));
+    for (value, colour, offers) in [
+        ("dark", "rgb(15, 18, 22)", "Light"),
+        ("light", "rgb(247, 248, 250)", "Dark"),
+    ] {
+        scheme(value);
+        assert_eq!(eval(&browser, background).await, colour, "{value}");
+        // The label follows at the media query's `change` event, a moment later.
+        until("the toggle to offer the other theme", || async {
+            (text(&browser, "#theme").await? == offers).then_some(())
+        })
+        .await;
+    }
 
     // 1. A worker's counts change after runs, pushed over Server-Sent Events.
     let runs = r#"#workers [data-worker="send-welcome"] [data-col="runs"]"#;

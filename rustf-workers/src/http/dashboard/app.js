@@ -20,6 +20,7 @@
   const HISTORY_MS = 5 * 60 * 1000;
   const BUCKET_MS = 10 * 1000;
   const POLL_MS = 2000;
+  const SSE_PATIENCE_MS = 5000;
   const LOG_LINES = 500;
 
   // ---- DOM helpers ----
@@ -161,18 +162,25 @@
     if (document.hidden) return;
     if (app.sse) {
       const source = new EventSource(`${API}events`);
+      let errors = 0;
+      const fallBack = () => {
+        app.sse = false;
+        connect();
+      };
+      // The server sends a snapshot at once: none within a few seconds is a proxy that
+      // buffers the stream, and polling works through it.
+      app.watchdog = setTimeout(fallBack, SSE_PATIENCE_MS);
       source.addEventListener('overview', (event) => {
+        clearTimeout(app.watchdog);
+        errors = 0;
         setLive('live');
         receive(JSON.parse(event.data));
       });
       source.addEventListener('error', () => {
-        if (source.readyState === EventSource.CLOSED) {
-          // The server refused the stream (a proxy that buffers it, say): poll instead.
-          app.sse = false;
-          connect();
-        } else {
-          setLive('offline', 'reconnecting');
-        }
+        errors += 1;
+        // Refused (an error status), or failing again and again: poll instead.
+        if (source.readyState === EventSource.CLOSED || errors >= 3) fallBack();
+        else setLive('offline', 'reconnecting');
       });
       app.source = source;
     } else {
@@ -199,6 +207,7 @@
     if (app.source) app.source.close();
     app.source = null;
     clearTimeout(app.timer);
+    clearTimeout(app.watchdog);
     app.timer = null;
   }
 
