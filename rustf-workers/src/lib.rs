@@ -60,12 +60,14 @@
 //!
 //! - `http`: `rustf_workers::http::router()`, an axum router with statistics, live runs,
 //!   Server-Sent Events of a run's messages and Prometheus metrics.
+//! - `dashboard`: the same router also serves a web page for operators at `ui/` (live
+//!   runs and their messages, the durable queue's jobs, retry and cancel). Enables `http`.
 //! - `tracing`: every run executes inside a `tracing` span carrying the worker name and
 //!   run id.
 //!
 //! The guide lives in the repository's `docs/` folder: concepts and API, registration
-//! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, execution
-//! policies, and performance.
+//! (`#[worker]`, `auto_workers!()` and their compile errors), HTTP endpoints, the
+//! dashboard, execution policies, and performance.
 
 mod config;
 mod error;

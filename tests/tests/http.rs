@@ -39,13 +39,26 @@ async fn send(router: &Router, method: Method, uri: &str, body: &str) -> Reply {
     send_body(router, method, uri, Body::from(body.to_owned())).await
 }
 
+/// A request as the dashboard or a script sends it: with the CSRF header.
 async fn send_body(router: &Router, method: Method, uri: &str, body: Body) -> Reply {
-    let request = Request::builder()
+    send_request(router, method, uri, body, true).await
+}
+
+async fn send_request(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    body: Body,
+    csrf_header: bool,
+) -> Reply {
+    let mut request = Request::builder()
         .method(method)
         .uri(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .unwrap();
+        .header(header::CONTENT_TYPE, "application/json");
+    if csrf_header {
+        request = request.header(rustf_workers::http::CSRF_HEADER, "1");
+    }
+    let request = request.body(body).unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let content_type = response
@@ -746,4 +759,222 @@ async fn stored_jobs_are_counted_enqueued_and_pruned_over_http() {
         .error(StatusCode::NOT_FOUND, "job_not_found");
     assert_eq!(workers.job(&id).await.unwrap().state, JobState::Scheduled);
     workers.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn routes_that_change_things_refuse_a_request_without_the_csrf_header() {
+    use rustf_workers::queue::{QueueOptions, SqliteQueue};
+
+    let dir = tempfile::tempdir().unwrap();
+    let workers = registry().await;
+    // Stores jobs, runs none: the one below stays available.
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    let admin = RouterBuilder::for_registry(workers.clone())
+        .allow_starting_runs()
+        .allow_cancelling_runs()
+        .allow_managing_jobs()
+        .build();
+    let id = workers.enqueue("report", None).await.unwrap();
+    for (method, uri) in [
+        (Method::POST, "/report/runs".to_owned()),
+        (Method::POST, "/report/jobs".to_owned()),
+        (Method::DELETE, "/runs/some-id".to_owned()),
+        (Method::POST, format!("/jobs/{id}/retry")),
+        (Method::POST, format!("/jobs/{id}/cancel")),
+        (Method::DELETE, format!("/jobs/{id}")),
+        (Method::POST, "/jobs/prune?older_than_ms=0".to_owned()),
+    ] {
+        let reply = send_request(&admin, method.clone(), &uri, Body::from("{}"), false).await;
+        let message = reply.error(StatusCode::FORBIDDEN, "csrf");
+        assert!(
+            message.contains("x-rustf-workers"),
+            "{method} {uri}: {message}"
+        );
+    }
+    // Nothing was started, enqueued, cancelled or deleted.
+    assert!(workers.live_runs().is_empty());
+    assert_eq!(workers.job(&id).await.unwrap().state.as_str(), "available");
+    assert_eq!(
+        workers.jobs(Default::default()).await.unwrap().jobs.len(),
+        1
+    );
+    // Reading needs no header.
+    let reply = send_request(&admin, Method::GET, "/", Body::empty(), false).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn summaries_have_percentiles_and_the_overview_streams_every_second() {
+    let workers = registry().await;
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+    let before = get(&router, "/").await.json();
+    let report = |list: &Value| {
+        list["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "report")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(report(&before)["p50_ms"], Value::Null, "{before}");
+    for _ in 0..4 {
+        workers
+            .run("report", Some(json!({ "steps": 1 })))
+            .await
+            .unwrap();
+    }
+    let after = report(&get(&router, "/").await.json());
+    // Each run sleeps 5 ms: within the (5, 10] ms bucket, or the next if the machine is slow.
+    let p50 = after["p50_ms"].as_u64().unwrap();
+    let p95 = after["p95_ms"].as_u64().unwrap();
+    assert!((5..=250).contains(&p50) && p50 <= p95, "{after}");
+    assert!(
+        p95 <= after["stats"]["max_run_ms"].as_u64().unwrap(),
+        "{after}"
+    );
+    assert_eq!(after["queued"], 0);
+
+    let running = workers.call("forever", None, None).await.unwrap();
+    let request = Request::get("/events").body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    // Two snapshots, a second apart.
+    let started = std::time::Instant::now();
+    while text.matches("event: overview").count() < 2 {
+        let chunk = futures::StreamExt::next(&mut body).await.unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900), "{text}");
+    let (_, first) = sse_events(&text)
+        .into_iter()
+        .find(|(event, _)| event == "overview")
+        .unwrap();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["runs"][0]["id"], running.id(), "{first}");
+    assert_eq!(first["jobs"], Value::Null, "no queue: {first}");
+    assert!(first["workers"].as_array().unwrap().len() >= 2, "{first}");
+    workers.cancel(running.id()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runs_detail_is_its_info_and_payload_then_its_record() {
+    let workers = registry().await;
+    let router = RouterBuilder::for_registry(workers.clone()).build();
+    let running = workers
+        .call("forever", None, Some(json!({ "secret": "A-17" })))
+        .await
+        .unwrap();
+    let id = running.id().to_owned();
+    let live = get(&router, &format!("/runs/{id}/detail")).await.json();
+    assert_eq!(live["run"]["worker"], "forever", "{live}");
+    assert_eq!(live["payload"]["secret"], "A-17", "{live}");
+    assert_eq!(live["record"], Value::Null);
+    assert_eq!(live["job"], Value::Null);
+    workers.cancel(&id).await.unwrap();
+    let _ = running.await_result().await;
+    let ended = get(&router, &format!("/runs/{id}/detail")).await.json();
+    assert_eq!(ended["run"], Value::Null, "{ended}");
+    assert_eq!(ended["record"]["state"], "cancelled", "{ended}");
+    get(&router, "/runs/ghost/detail")
+        .await
+        .error(StatusCode::NOT_FOUND, "run_not_found");
+}
+
+#[tokio::test]
+async fn cron_lists_each_schedule_with_its_last_and_next_tick() {
+    let workers = registry().await;
+    workers
+        .register_with(
+            "nightly",
+            rustf_workers::WorkerOptions::new().cron("0 3 * * *"),
+            |_ctx| async { Ok(()) },
+        )
+        .await
+        .unwrap();
+    let router = RouterBuilder::for_registry(workers).build();
+    let cron = get(&router, "/cron").await.json();
+    let entries = cron.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{cron}");
+    assert_eq!(entries[0]["worker"], "nightly");
+    assert_eq!(entries[0]["expr"], "0 3 * * *");
+    let last = entries[0]["last_tick_ms"].as_i64().unwrap();
+    let next = entries[0]["next_tick_ms"].as_i64().unwrap();
+    assert_eq!(next - last, 24 * 3600 * 1000, "{cron}");
+    assert_eq!(
+        last % (24 * 3600 * 1000),
+        3 * 3600 * 1000,
+        "03:00 UTC: {cron}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_is_static_files_with_a_strict_policy() {
+    let router = RouterBuilder::for_registry(registry().await)
+        .allow_cancelling_runs()
+        .build();
+    let request = Request::get("/ui").body(Body::empty()).unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    // Relative: it works under whatever prefix the application nests the router at.
+    assert_eq!(response.headers()[header::LOCATION], "ui/");
+
+    for (path, content_type) in [
+        ("/ui/", "text/html; charset=utf-8"),
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/app.css", "text/css; charset=utf-8"),
+        ("/ui/icon.svg", "image/svg+xml"),
+    ] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], content_type, "{path}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{path}");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        let etag = headers[header::ETAG].clone();
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(!body.is_empty(), "{path}");
+        // Every URL relative, nothing from elsewhere (SVG's namespace is a name, not a URL
+        // anything fetches).
+        let text = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{path}"
+        );
+        let again = Request::get(path)
+            .header(header::IF_NONE_MATCH, etag)
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(again).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+    let html = get(&router, "/ui/").await.body;
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+
+    let config = get(&router, "/ui/config").await.json();
+    assert_eq!(config["allow_cancelling_runs"], true, "{config}");
+    assert_eq!(config["allow_starting_runs"], false, "{config}");
+    assert_eq!(config["queue"], false, "{config}");
+    assert_eq!(config["csrf_header"], "x-rustf-workers");
 }

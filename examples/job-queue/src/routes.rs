@@ -16,10 +16,14 @@ use rustf_workers::prelude::*;
 /// | `POST /signups` | stores a `send-welcome` job; `202` with its id |
 /// | `GET /jobs/{id}` | the job as stored: state, attempts, errors, checkpoint |
 /// | `/admin/workers/...` | `rustf_workers::http`: stats, runs, and `/jobs` (listed, retried, cancelled) |
+/// | `/admin/workers/ui/` | the dashboard over them |
 pub(crate) fn app() -> Router {
-    // Managing jobs changes things: this example listens on loopback only. Put it behind
-    // authentication (see `examples/web-server`) before it listens anywhere else.
+    // Starting runs and managing jobs change things: this example listens on loopback
+    // only. Put it behind authentication (see `examples/web-server`) before it listens
+    // anywhere else.
     let admin = rustf_workers::http::RouterBuilder::new()
+        .allow_starting_runs()
+        .allow_cancelling_runs()
         .allow_managing_jobs()
         .build();
     Router::new()

@@ -64,8 +64,9 @@ impl Server {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
+        // The admin router also wants its CSRF header on requests that change things.
         let auth = if admin {
-            format!("Authorization: Bearer {TOKEN}\r\n")
+            format!("Authorization: Bearer {TOKEN}\r\nx-rustf-workers: 1\r\n")
         } else {
             String::new()
         };

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,25 +14,14 @@ use super::extract::{Body, Path};
 use super::json::{
     DefinitionDetail, DefinitionOptions, DefinitionSummary, ErrorBody, ErrorDetail, StartedRun,
 };
-use super::{metrics as exposition, RouterBuilder};
+use super::{metrics as exposition, overview, RouterBuilder, CSRF_HEADER};
 use crate::{Error, RunEvent};
 
 type Shared = State<Arc<RouterBuilder>>;
 
 pub(super) async fn definitions(State(http): Shared) -> Json<Value> {
-    let workers: Vec<DefinitionSummary> = http
-        .registry
-        .definition_list()
-        .iter()
-        .map(|definition| {
-            let stats = definition.counters.snapshot();
-            DefinitionSummary {
-                name: definition.name.to_string(),
-                live: stats.running,
-                stats,
-            }
-        })
-        .collect();
+    let runs = http.registry.live_runs();
+    let workers: Vec<DefinitionSummary> = overview::summaries(&http.registry, &runs);
     Json(json!({ "workers": workers }))
 }
 
@@ -124,10 +113,14 @@ pub(super) fn invalid_json(err: &serde_json::Error) -> Response {
 pub(super) async fn start(
     State(http): Shared,
     Path(name): Path<String>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
     if !http.allow_start {
         return disabled("starting runs", "allow_starting_runs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     let payload = match payload(&body) {
         Ok(payload) => payload,
@@ -147,9 +140,16 @@ pub(super) async fn start(
     }
 }
 
-pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Response {
+pub(super) async fn cancel(
+    State(http): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !http.allow_cancel {
         return disabled("cancelling runs", "allow_cancelling_runs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     match http.registry.cancel(&id).await {
         Ok(()) => acted(StatusCode::ACCEPTED, &id, "cancelling"),
@@ -202,6 +202,26 @@ pub(super) fn disabled(what: &str, switch: &str) -> Response {
              behind your own authentication"
         ),
     )
+}
+
+/// `403` `csrf` for a request that changes things without the [`CSRF_HEADER`]: a page
+/// of another site can make a browser send a form or a simple request with the
+/// operator's cookies, never a custom header (that needs a CORS preflight the router
+/// does not answer).
+pub(super) fn forged(headers: &HeaderMap) -> Option<Response> {
+    let present = headers
+        .get(CSRF_HEADER)
+        .is_some_and(|value| !value.as_bytes().is_empty());
+    (!present).then(|| {
+        respond(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            format!(
+                "a request that changes things must carry the header `{CSRF_HEADER}` \
+                 (any value, e.g. `{CSRF_HEADER}: 1`), which cross-site pages cannot set"
+            ),
+        )
+    })
 }
 
 /// The status and kind for each error a handler can meet.

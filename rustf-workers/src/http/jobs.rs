@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::extract::{Body, Path, Query};
-use super::handlers::{acted, disabled, error, invalid_json, payload, respond};
+use super::handlers::{acted, disabled, error, forged, invalid_json, payload, respond};
 use super::RouterBuilder;
 use crate::queue::{JobFilter, JobState};
 use crate::JobOptions;
@@ -73,9 +73,16 @@ pub(super) async fn job(State(http): Shared, Path(id): Path<String>) -> Response
     }
 }
 
-pub(super) async fn retry(State(http): Shared, Path(id): Path<String>) -> Response {
+pub(super) async fn retry(
+    State(http): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !http.allow_jobs {
         return disabled("managing jobs", "allow_managing_jobs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     match http.registry.retry_job(&id).await {
         Ok(()) => acted(StatusCode::ACCEPTED, &id, "available"),
@@ -83,9 +90,16 @@ pub(super) async fn retry(State(http): Shared, Path(id): Path<String>) -> Respon
     }
 }
 
-pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Response {
+pub(super) async fn cancel(
+    State(http): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !http.allow_jobs {
         return disabled("managing jobs", "allow_managing_jobs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     match http.registry.cancel(&id).await {
         Ok(()) => acted(StatusCode::ACCEPTED, &id, "cancelling"),
@@ -93,9 +107,16 @@ pub(super) async fn cancel(State(http): Shared, Path(id): Path<String>) -> Respo
     }
 }
 
-pub(super) async fn delete(State(http): Shared, Path(id): Path<String>) -> Response {
+pub(super) async fn delete(
+    State(http): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !http.allow_jobs {
         return disabled("managing jobs", "allow_managing_jobs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     match http.registry.delete_job(&id).await {
         Ok(()) => acted(StatusCode::OK, &id, "deleted"),
@@ -122,9 +143,16 @@ struct Pruned {
     pruned: u64,
 }
 
-pub(super) async fn prune(State(http): Shared, Query(query): Query<PruneQuery>) -> Response {
+pub(super) async fn prune(
+    State(http): Shared,
+    headers: HeaderMap,
+    Query(query): Query<PruneQuery>,
+) -> Response {
     if !http.allow_jobs {
         return disabled("managing jobs", "allow_managing_jobs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     let older_than = Duration::from_millis(query.older_than_ms);
     match http.registry.prune_jobs(older_than).await {
@@ -156,10 +184,14 @@ pub(super) async fn enqueue(
     State(http): Shared,
     Path(name): Path<String>,
     Query(query): Query<EnqueueQuery>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Response {
     if !http.allow_start {
         return disabled("starting runs", "allow_starting_runs");
+    }
+    if let Some(refused) = forged(&headers) {
+        return refused;
     }
     let payload = match payload(&body) {
         Ok(payload) => payload,

@@ -14,6 +14,17 @@ pub struct DefinitionSummary {
     pub stats: WorkerStats,
     /// How many of its runs are live.
     pub live: u64,
+    /// How many of its live runs wait in this process's admission queue (`"state":
+    /// "queued"`); stored jobs waiting in the durable queue are in `GET /jobs/counts`.
+    #[serde(default)]
+    pub queued: u64,
+    /// The median duration of its finished attempts, in milliseconds, estimated from the
+    /// duration histogram of `GET /metrics`; `None` before any has finished.
+    #[serde(default)]
+    pub p50_ms: Option<u64>,
+    /// The 95th percentile of the same, estimated the same way.
+    #[serde(default)]
+    pub p95_ms: Option<u64>,
 }
 
 /// `GET /{name}`.
@@ -62,8 +73,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// A stable machine-readable kind: `not_registered`, `run_not_found`,
     /// `invalid_json`, `invalid_path`, `invalid_body`, `body_too_large`, `validation`,
-    /// `already_registered`, `shutting_down`, `disabled`, `not_found`,
-    /// `method_not_allowed`, `internal`.
+    /// `already_registered`, `shutting_down`, `disabled`, `csrf`, `not_found`,
+    /// `method_not_allowed`, `job_not_found`, `no_queue`, `invalid_query`, `store`,
+    /// `internal`.
     pub kind: String,
     /// A sentence for people, naming the thing that was wrong.
     pub message: String,

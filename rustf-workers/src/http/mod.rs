@@ -13,10 +13,13 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | every definition with its statistics and live-run count |
+//! | `GET /` | every definition with its statistics, live and queued runs, p50 and p95 durations |
+//! | `GET /events` | Server-Sent Events: an `overview` (definitions, live runs, job counts) every second |
 //! | `GET /{name}` | one definition: statistics, options, live run ids |
 //! | `GET /runs`, `GET /runs/{id}` | live runs: worker, start time, elapsed, last message; an ended run's record (state, attempts) while the registry remembers it |
 //! | `GET /runs/{id}/events` | Server-Sent Events: `message`, `lagged`, then `end` with the outcome (a remembered ended run: its `end` alone) |
+//! | `GET /runs/{id}/detail` | all that is known of a run by that id: live info and payload, its record once ended, its stored job |
+//! | `GET /cron` | cron schedules: expression, last and next tick, newest stored job |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text |
 //! | `POST /{name}/runs` | start a run with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
 //! | `DELETE /runs/{id}` | cancel a run; off unless [`RouterBuilder::allow_cancelling_runs`] |
@@ -26,6 +29,11 @@
 //! | `GET /nodes` | the processes that run the queue's jobs: host, capacity, load, status |
 //! | `POST /jobs/{id}/retry`, `POST /jobs/{id}/cancel`, `DELETE /jobs/{id}`, `POST /jobs/prune?older_than_ms=` | manage stored jobs; off unless [`RouterBuilder::allow_managing_jobs`] |
 //! | `POST /{name}/jobs?delay_ms=&priority=&unique_key=...` | enqueue a job with the JSON body as payload; off unless [`RouterBuilder::allow_starting_runs`] |
+//! | `GET /ui/` | the dashboard: a web page over the routes above (feature `dashboard`) |
+//!
+//! Every route that changes things (`POST`, `DELETE`) requires the header
+//! [`CSRF_HEADER`] (`x-rustf-workers: 1`) and answers `403` `csrf` without it: pages of
+//! other sites cannot set it, so they cannot make an operator's browser act.
 //!
 //! Every error is JSON ([`ErrorBody`]) with a status and a `kind` naming the problem,
 //! including the ones axum's extractors would answer in plain text: a path parameter that
@@ -34,11 +42,14 @@
 //! take (`405` `method_not_allowed`). The guide is `docs/http.md`; put the router behind
 //! your application's own authentication.
 
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod extract;
 mod handlers;
 mod jobs;
 mod json;
 mod metrics;
+mod overview;
 
 use std::sync::Arc;
 
@@ -55,6 +66,18 @@ pub use json::{
 /// The largest request body the router reads unless [`RouterBuilder::body_limit`] says
 /// otherwise: 2 MiB, axum's own default.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The header every request that changes things must carry, with any non-empty value
+/// (`x-rustf-workers: 1`); without it the router answers `403` with `"kind": "csrf"`.
+///
+/// A page of another site can make the operator's browser send a form or a plain `fetch`
+/// to the router, cookies included, but not with a custom header: that takes a CORS
+/// preflight, which the router does not answer. Scripts and `curl` add it:
+///
+/// ```text
+/// curl -X DELETE -H 'x-rustf-workers: 1' localhost:3000/admin/workers/runs/<id>
+/// ```
+pub const CSRF_HEADER: &str = "x-rustf-workers";
 
 /// The read-only router over the global registry: statistics, live runs, events, metrics.
 /// Starting and cancelling runs stay off; see [`RouterBuilder`].
@@ -148,8 +171,11 @@ impl RouterBuilder {
         self.registry.keep_last_messages(true);
         let body_limit = DefaultBodyLimit::max(self.body_limit);
         let state = Arc::new(self);
-        Router::new()
+        let router = Router::new()
             .route("/", get(handlers::definitions))
+            .route("/events", get(overview::events))
+            .route("/cron", get(overview::cron))
+            .route("/runs/{id}/detail", get(overview::detail))
             .route("/metrics", get(handlers::metrics))
             .route("/runs", get(handlers::runs))
             .route("/runs/{id}", get(handlers::run).delete(handlers::cancel))
@@ -163,7 +189,10 @@ impl RouterBuilder {
             .route("/jobs/{id}/cancel", axum::routing::post(jobs::cancel))
             .route("/{name}", get(handlers::definition))
             .route("/{name}/runs", axum::routing::post(handlers::start))
-            .route("/{name}/jobs", axum::routing::post(jobs::enqueue))
+            .route("/{name}/jobs", axum::routing::post(jobs::enqueue));
+        #[cfg(feature = "dashboard")]
+        let router = dashboard::routes(router);
+        router
             .fallback(handlers::not_found)
             .method_not_allowed_fallback(handlers::method_not_allowed)
             .layer(body_limit)
