@@ -658,15 +658,125 @@ async fn stored_jobs_are_listed_filtered_and_managed_when_turned_on() {
     )
     .await;
     assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
-    assert_ne!(
-        workers.job(&failed).await.unwrap().state.as_str(),
-        "discarded"
-    );
+    // Its second attempt runs (and fails again, as this worker does).
+    let again = workers.await_job(&failed).await.unwrap();
+    assert_eq!((again.state.as_str(), again.attempt), ("discarded", 2));
     let deleted = send(&managing, Method::DELETE, &format!("/jobs/{waiting}"), "").await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     get(&managing, &format!("/jobs/{waiting}"))
         .await
         .error(StatusCode::NOT_FOUND, "job_not_found");
+    workers.shutdown().await.unwrap();
+}
+
+/// Every job a filter matches retried, cancelled or deleted in one request, only when
+/// the application turns managing jobs on; a job the action does not apply to is
+/// matched, not changed.
+#[tokio::test]
+async fn bulk_routes_act_on_every_job_a_filter_matches() {
+    use rustf_workers::queue::{JobFilter, JobState, QueueOptions, SqliteQueue};
+    use rustf_workers::JobOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let workers = WorkerRegistry::new();
+    for name in ["fails", "later"] {
+        workers
+            .register(name, |_ctx| async { Err(Error::internal("no luck")) })
+            .await
+            .unwrap();
+    }
+    workers
+        .use_queue_with(
+            SqliteQueue::open(dir.path().join("jobs.db")).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    // 1,200 failures (more than one page of the store's), and two jobs for later.
+    let batch = (0..1_200).map(|n| ("fails", Some(json!({ "n": n })), JobOptions::new()));
+    workers.enqueue_many(batch).await.unwrap();
+    assert_eq!(workers.drain_jobs().await.unwrap(), 1_200);
+    let later = JobOptions::new().delay(Duration::from_secs(3600));
+    let kept = workers
+        .enqueue_with("later", Some(json!({ "keep": true })), later.clone())
+        .await
+        .unwrap();
+    let doomed = workers
+        .enqueue_with("later", Some(json!({ "drop": true })), later)
+        .await
+        .unwrap();
+    let count = |state: JobState| {
+        let workers = workers.clone();
+        async move {
+            let filter = JobFilter {
+                states: vec![state],
+                limit: JobFilter::MAX_LIMIT,
+                ..JobFilter::default()
+            };
+            let mut n = 0;
+            let mut filter = filter;
+            loop {
+                let page = workers.jobs(filter.clone()).await.unwrap();
+                n += page.jobs.len();
+                match page.next {
+                    Some(next) => filter.before_id = Some(next),
+                    None => return n,
+                }
+            }
+        }
+    };
+    assert_eq!(count(JobState::Discarded).await, 1_200);
+
+    let read_only = RouterBuilder::for_registry(workers.clone()).build();
+    send(&read_only, Method::POST, "/jobs/retry?state=discarded", "")
+        .await
+        .error(StatusCode::METHOD_NOT_ALLOWED, "disabled");
+    let admin = RouterBuilder::for_registry(workers.clone())
+        .allow_managing_jobs()
+        .build();
+    send(&admin, Method::POST, "/jobs/retry?state=lost", "")
+        .await
+        .error(StatusCode::BAD_REQUEST, "invalid_query");
+
+    // Every discarded job of the worker, across pages: available again.
+    let retried = send(
+        &admin,
+        Method::POST,
+        "/jobs/retry?state=discarded&worker=fails",
+        "",
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(
+        retried.json(),
+        json!({ "matched": 1_200, "changed": 1_200 })
+    );
+    assert_eq!(count(JobState::Available).await, 1_200);
+    assert_eq!(count(JobState::Discarded).await, 0);
+
+    // Cancel by payload text: one of the two scheduled jobs.
+    let cancelled = send(&admin, Method::POST, "/jobs/cancel?search=drop", "").await;
+    assert_eq!(cancelled.json(), json!({ "matched": 1, "changed": 1 }));
+    assert_eq!(
+        workers.job(&doomed).await.unwrap().state,
+        JobState::Cancelled
+    );
+    assert_eq!(workers.job(&kept).await.unwrap().state, JobState::Scheduled);
+
+    // Retry matches the scheduled one too, but does not apply to it.
+    let retried = send(&admin, Method::POST, "/jobs/retry?worker=later", "").await;
+    assert_eq!(retried.json(), json!({ "matched": 2, "changed": 1 }));
+
+    // Delete every job of a worker.
+    let deleted = send(&admin, Method::POST, "/jobs/delete?worker=fails", "").await;
+    assert_eq!(
+        deleted.json(),
+        json!({ "matched": 1_200, "changed": 1_200 })
+    );
+    assert_eq!(
+        count(JobState::Available).await,
+        1,
+        "only `later`'s retried one"
+    );
     workers.shutdown().await.unwrap();
 }
 
@@ -788,6 +898,9 @@ async fn routes_that_change_things_refuse_a_request_without_the_csrf_header() {
         (Method::POST, format!("/jobs/{id}/cancel")),
         (Method::DELETE, format!("/jobs/{id}")),
         (Method::POST, "/jobs/prune?older_than_ms=0".to_owned()),
+        (Method::POST, "/jobs/retry".to_owned()),
+        (Method::POST, "/jobs/cancel".to_owned()),
+        (Method::POST, "/jobs/delete".to_owned()),
     ] {
         let reply = send_request(&admin, method.clone(), &uri, Body::from("{}"), false).await;
         let message = reply.error(StatusCode::FORBIDDEN, "csrf");

@@ -32,6 +32,18 @@ pub(super) struct JobQuery {
 }
 
 pub(super) async fn jobs(State(http): Shared, Query(query): Query<JobQuery>) -> Response {
+    let filter = match filter_of(query) {
+        Ok(filter) => filter,
+        Err(refused) => return *refused,
+    };
+    match http.registry.jobs(filter).await {
+        Ok(page) => Json(page).into_response(),
+        Err(err) => error(&err),
+    }
+}
+
+/// The filter a job query names, or the answer to a state no job has.
+fn filter_of(query: JobQuery) -> Result<JobFilter, Box<Response>> {
     let mut states = Vec::new();
     for name in query
         .state
@@ -42,26 +54,83 @@ pub(super) async fn jobs(State(http): Shared, Query(query): Query<JobQuery>) -> 
         match JobState::from_name(name) {
             Some(state) => states.push(state),
             None => {
-                return respond(
+                return Err(Box::new(respond(
                     StatusCode::BAD_REQUEST,
                     "invalid_query",
                     format!(
                         "unknown job state `{name}`; the states are {}",
                         JobState::ALL.map(JobState::as_str).join(", ")
                     ),
-                )
+                )))
             }
         }
     }
-    let filter = JobFilter {
+    Ok(JobFilter {
         states,
         worker: query.worker,
         search: query.search,
         limit: query.limit.unwrap_or(0),
         before_id: query.before,
+    })
+}
+
+/// `POST /jobs/retry`, `/jobs/cancel`, `/jobs/delete`: the action on every job the
+/// query (`state`, `worker`, `search`, as `GET /jobs`) matches; answers
+/// [`JobsChanged`](crate::queue::JobsChanged).
+pub(super) async fn retry_all(
+    State(http): Shared,
+    headers: HeaderMap,
+    Query(query): Query<JobQuery>,
+) -> Response {
+    bulk(&http, Bulk::Retry, &headers, query).await
+}
+
+pub(super) async fn cancel_all(
+    State(http): Shared,
+    headers: HeaderMap,
+    Query(query): Query<JobQuery>,
+) -> Response {
+    bulk(&http, Bulk::Cancel, &headers, query).await
+}
+
+pub(super) async fn delete_all(
+    State(http): Shared,
+    headers: HeaderMap,
+    Query(query): Query<JobQuery>,
+) -> Response {
+    bulk(&http, Bulk::Delete, &headers, query).await
+}
+
+enum Bulk {
+    Retry,
+    Cancel,
+    Delete,
+}
+
+async fn bulk(
+    http: &RouterBuilder,
+    action: Bulk,
+    headers: &HeaderMap,
+    query: JobQuery,
+) -> Response {
+    if !http.allow_jobs {
+        return disabled("managing jobs", "allow_managing_jobs");
+    }
+    if let Some(refused) = forged(headers) {
+        return refused;
+    }
+    let filter = match filter_of(query) {
+        Ok(filter) => filter,
+        Err(refused) => return *refused,
     };
-    match http.registry.jobs(filter).await {
-        Ok(page) => Json(page).into_response(),
+    let registry = &http.registry;
+    let changed = match action {
+        Bulk::Retry => registry.retry_jobs(filter).await,
+        Bulk::Cancel => registry.cancel_jobs(filter).await,
+        Bulk::Delete => registry.delete_jobs(filter).await,
+    };
+    match changed {
+        Ok(changed) => Json(changed).into_response(),
         Err(err) => error(&err),
     }
 }

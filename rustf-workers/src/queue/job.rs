@@ -365,6 +365,19 @@ pub struct JobPage {
     pub next: Option<String>,
 }
 
+/// What a bulk action on the jobs matching a filter did
+/// ([`WorkerRegistry::retry_jobs`](crate::WorkerRegistry::retry_jobs),
+/// [`cancel_jobs`](crate::WorkerRegistry::cancel_jobs),
+/// [`delete_jobs`](crate::WorkerRegistry::delete_jobs)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsChanged {
+    /// The jobs the filter matched.
+    pub matched: u64,
+    /// Those the action applied to (a job in a state it does not apply to, or that
+    /// changed meanwhile, is matched, not changed).
+    pub changed: u64,
+}
+
 /// What [`JobStore::cancel`](super::JobStore::cancel) did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -41,7 +41,7 @@ pub use cron::{enqueue_due, next_wake, CronSchedule, MissedTicks, CRON_GRACE_MS}
 pub use events::{StoreEvent, StoreEvents};
 pub use job::{
     CancelOutcome, ClaimRequest, ClaimedJob, EnqueueClaim, Enqueued, Finish, FinishOutcome,
-    JobCount, JobError, JobFilter, JobPage, JobRecord, NewJob, DEFAULT_QUEUE,
+    JobCount, JobError, JobFilter, JobPage, JobRecord, JobsChanged, NewJob, DEFAULT_QUEUE,
 };
 pub use node::{NewNode, NodeBeat, NodeRecord, NodeStatus};
 pub use options::QueueOptions;

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::{Started, WeakRegistry, WorkerRegistry};
 use crate::queue::{
-    Called, ClaimedJob, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, NewJob,
-    NodeRecord, QueueOptions, Runner, StoredJobSink,
+    Called, ClaimedJob, JobCount, JobFilter, JobPage, JobRecord, JobState, JobStore, JobsChanged,
+    NewJob, NodeRecord, QueueOptions, Runner, StoredJobSink,
 };
 use crate::run::definition::Definition;
 use crate::run::driver::cancel;
@@ -303,6 +303,90 @@ impl WorkerRegistry {
             Ok(())
         } else {
             Err(Error::JobNotFound { id: id.to_owned() })
+        }
+    }
+
+    /// Gives every discarded or cancelled job matching `filter` one more attempt, as
+    /// [`retry_job`](Self::retry_job) does one: all pages of the filter, from its
+    /// `before_id` on (its `limit` is ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoQueue`]; [`Error::Store`] (the jobs acted on before the failure stay
+    /// so).
+    pub async fn retry_jobs(&self, filter: JobFilter) -> Result<JobsChanged> {
+        self.each_job(filter, Bulk::Retry).await
+    }
+
+    /// Cancels every waiting or running job matching `filter`, as
+    /// [`cancel`](Self::cancel) does one (a running one through its owner).
+    ///
+    /// # Errors
+    ///
+    /// As [`retry_jobs`](Self::retry_jobs).
+    pub async fn cancel_jobs(&self, filter: JobFilter) -> Result<JobsChanged> {
+        self.each_job(filter, Bulk::Cancel).await
+    }
+
+    /// Deletes every job matching `filter` that is not running, as
+    /// [`delete_job`](Self::delete_job) does one.
+    ///
+    /// # Errors
+    ///
+    /// As [`retry_jobs`](Self::retry_jobs).
+    pub async fn delete_jobs(&self, filter: JobFilter) -> Result<JobsChanged> {
+        self.each_job(filter, Bulk::Delete).await
+    }
+
+    /// `bulk` on each job matching `filter`, a page at a time, newest first: the pages
+    /// follow insertion order, so a job changing state does not move the cursor. The
+    /// job a page's cursor names is acted on after the next page is read (a deleted
+    /// cursor would end the walk).
+    async fn each_job(&self, mut filter: JobFilter, bulk: Bulk) -> Result<JobsChanged> {
+        let queue = self.queue()?;
+        filter.limit = JobFilter::MAX_LIMIT;
+        let mut changed = JobsChanged::default();
+        let mut cursor: Option<JobRecord> = None;
+        loop {
+            let page = queue.store.list(filter.clone()).await?;
+            if let Some(job) = cursor.take() {
+                changed.changed += u64::from(self.bulk_one(&job, bulk).await?);
+            }
+            for job in page.jobs {
+                changed.matched += 1;
+                if page.next.as_deref() == Some(job.id.as_str()) {
+                    cursor = Some(job);
+                } else {
+                    changed.changed += u64::from(self.bulk_one(&job, bulk).await?);
+                }
+            }
+            match page.next {
+                Some(next) => filter.before_id = Some(next),
+                None => return Ok(changed),
+            }
+        }
+    }
+
+    /// `bulk` on `job`, if it applies to its state; returns whether it did.
+    async fn bulk_one(&self, job: &JobRecord, bulk: Bulk) -> Result<bool> {
+        let applies = match bulk {
+            Bulk::Retry => matches!(job.state, JobState::Discarded | JobState::Cancelled),
+            Bulk::Cancel => !job.state.is_finished(),
+            Bulk::Delete => job.state != JobState::Running,
+        };
+        if !applies {
+            return Ok(false);
+        }
+        let done = match bulk {
+            Bulk::Retry => self.retry_job(&job.id).await,
+            Bulk::Cancel => self.cancel(&job.id).await,
+            Bulk::Delete => self.delete_job(&job.id).await,
+        };
+        match done {
+            Ok(()) => Ok(true),
+            // It changed since its page was read: ended, claimed, its key taken.
+            Err(Error::JobNotFound { .. } | Error::RunNotFound { .. }) => Ok(false),
+            Err(err) => Err(err),
         }
     }
 
@@ -728,4 +812,12 @@ fn job_of(definition: &Definition, options: &JobOptions) -> Result<NewJob> {
         job.queue = queue_name.to_owned();
     }
     Ok(job)
+}
+
+/// A bulk action of [`WorkerRegistry::each_job`].
+#[derive(Clone, Copy)]
+enum Bulk {
+    Retry,
+    Cancel,
+    Delete,
 }

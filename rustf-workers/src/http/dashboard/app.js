@@ -775,46 +775,48 @@
         h('td', {}, app.config.allow_managing_jobs ? h('div', { class: 'actions' }, jobButtons(job, message, load)) : null));
     }
 
-    async function bulk(label, method, path, applies) {
-      const ids = [];
+    async function bulk(label, action, applies) {
+      // Counted for the confirmation, up to 10,000; the server acts on them all.
+      let count = 0;
       let before = '';
       try {
         do {
           // eslint-disable-next-line no-await-in-loop
-          const page = await get(listQuery(500, before));
-          ids.push(...page.jobs.filter((j) => applies(j.state)).map((j) => j.id));
+          const page = await get(listQuery(1000, before));
+          count += page.jobs.filter((j) => applies(j.state)).length;
           before = page.next;
-        } while (before && ids.length < 10000);
+        } while (before && count < 10000);
       } catch (err) {
         notice(message, err.message, true);
         return;
       }
-      if (!ids.length) {
+      if (!count) {
         notice(message, `No job matching this filter can be ${label.toLowerCase()}d.`);
         return;
       }
+      const shown = before ? `${count}+` : `${count}`;
       const which = [filter.state || 'any state', filter.worker || 'every worker', filter.search ? `payload containing “${filter.search}”` : null].filter(Boolean).join(', ');
-      if (!(await confirmAction(`${label} ${ids.length} job(s) matching ${which}?`, `${label} ${ids.length}`))) return;
-      let done = 0;
-      let failed = 0;
-      for (const id of ids) {
-        try {
-          // eslint-disable-next-line no-await-in-loop
-          await call(method, path(enc(id)));
-          done += 1;
-        } catch (err) {
-          failed += 1;
-        }
+      if (!(await confirmAction(`${label} ${shown} job(s) matching ${which}?`, `${label} ${shown}`))) return;
+      // One request: the server acts on every job the filter matches, page by page.
+      const q = new URLSearchParams();
+      if (filter.state) q.set('state', filter.state);
+      if (filter.worker) q.set('worker', filter.worker);
+      if (filter.search) q.set('search', filter.search);
+      try {
+        const result = await call('POST', `jobs/${action}?${q}`);
+        const skipped = result.matched - result.changed;
+        notice(message, `${label}: ${result.changed} done${skipped ? ` (${skipped} matching could not be)` : ''}.`, false);
+      } catch (err) {
+        notice(message, err.message, true);
       }
-      notice(message, `${label}: ${done} done${failed ? `, ${failed} no longer could be` : ''}.`, false);
       load();
     }
 
     const bulkBar = app.config.allow_managing_jobs
       ? h('div', { class: 'actions', id: 'bulk' },
-        h('button', { type: 'button', class: 'small', text: 'Retry all matching', onclick: () => bulk('Retry', 'POST', (id) => `jobs/${id}/retry`, (s) => s === 'discarded' || s === 'cancelled') }),
-        h('button', { type: 'button', class: 'small danger', text: 'Cancel all matching', onclick: () => bulk('Cancel', 'POST', (id) => `jobs/${id}/cancel`, (s) => WAITING.includes(s) || s === 'running') }),
-        h('button', { type: 'button', class: 'small danger', text: 'Delete all matching', onclick: () => bulk('Delete', 'DELETE', (id) => `jobs/${id}`, (s) => s !== 'running') }))
+        h('button', { type: 'button', class: 'small', text: 'Retry all matching', onclick: () => bulk('Retry', 'retry', (s) => s === 'discarded' || s === 'cancelled') }),
+        h('button', { type: 'button', class: 'small danger', text: 'Cancel all matching', onclick: () => bulk('Cancel', 'cancel', (s) => WAITING.includes(s) || s === 'running') }),
+        h('button', { type: 'button', class: 'small danger', text: 'Delete all matching', onclick: () => bulk('Delete', 'delete', (s) => s !== 'running') }))
       : null;
 
     function update(snapshot) {
