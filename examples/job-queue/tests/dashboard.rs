@@ -597,7 +597,41 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     until("the overview", || async { text(&browser, runs).await }).await;
     screenshot(&browser, "overview-dark").await;
 
-    // 8. Nothing went wrong in the browser: no script error, no refused resource.
+    // 8. A hidden tab stops listening (the browser says so with `visibilitychange`, made
+    // here by hand, as headless chromium is never hidden); shown again, it listens again
+    // and catches up with what happened meanwhile.
+    let seen: u64 = text(&browser, runs).await.unwrap().parse().unwrap();
+    eval(
+        &browser,
+        "Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }), \
+         document.dispatchEvent(new Event('visibilitychange')), true",
+    )
+    .await;
+    until("the page paused while hidden", || async {
+        (eval(&browser, "document.getElementById('live').dataset.state").await == "paused")
+            .then_some(())
+    })
+    .await;
+    let (status, reply) = request(
+        &addr,
+        "POST",
+        "/signups",
+        &json!({ "email": "hidden@example.com", "work_ms": 10 }).to_string(),
+    );
+    assert_eq!(status, 202, "{reply}");
+    eval(
+        &browser,
+        "delete document.hidden, document.dispatchEvent(new Event('visibilitychange')), true",
+    )
+    .await;
+    until("live again, with the run made while hidden", || async {
+        let now: u64 = text(&browser, runs).await?.parse().ok()?;
+        let live = eval(&browser, "document.getElementById('live').dataset.state").await;
+        (live == "live" && now > seen).then_some(())
+    })
+    .await;
+
+    // 9. Nothing went wrong in the browser: no script error, no refused resource.
     let (status, log) = request(
         &format!("127.0.0.1:{port}"),
         "POST",
