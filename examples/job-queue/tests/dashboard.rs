@@ -631,7 +631,36 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     })
     .await;
 
-    // 9. Nothing went wrong in the browser: no script error, no refused resource.
+    // 9. Without the stream (`?poll`, as when a proxy buffers it), the page polls, and
+    // still sees new runs.
+    browser
+        .goto(&format!("http://{addr}/admin/workers/ui/?poll#/"))
+        .await
+        .unwrap();
+    let seen: u64 = until("the overview, polled", || async {
+        let live = eval(
+            &browser,
+            "document.getElementById('live')?.dataset.state ?? null",
+        )
+        .await;
+        let runs: u64 = text(&browser, runs).await?.parse().ok()?;
+        (live == "polling").then_some(runs)
+    })
+    .await;
+    let (status, reply) = request(
+        &addr,
+        "POST",
+        "/signups",
+        &json!({ "email": "polled@example.com", "work_ms": 10 }).to_string(),
+    );
+    assert_eq!(status, 202, "{reply}");
+    until("the run seen by polling", || async {
+        let now: u64 = text(&browser, runs).await?.parse().ok()?;
+        (now > seen).then_some(())
+    })
+    .await;
+
+    // 10. Nothing went wrong in the browser: no script error, no refused resource.
     let (status, log) = request(
         &format!("127.0.0.1:{port}"),
         "POST",

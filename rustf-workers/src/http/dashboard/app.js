@@ -138,7 +138,8 @@
     history: [],
     source: null,
     timer: null,
-    sse: 'EventSource' in window,
+    // `?poll` in the page's URL: never the stream (a proxy known to buffer it).
+    sse: 'EventSource' in window && !new URLSearchParams(window.location.search).has('poll'),
     view: null,
   };
 
