@@ -109,7 +109,7 @@ async fn run_node_a(config: &Config) -> Result<()> {
 
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     let addr = listener.local_addr()?;
-    println!("listening on http://{addr}");
+    println!("listening on http://{addr} (the dashboard: http://{addr}/admin/workers/ui/)");
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, routes::app())

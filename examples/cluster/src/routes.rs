@@ -25,7 +25,7 @@ struct Signups {
 /// | route | what |
 /// |---|---|
 /// | `POST /signups` | stores one `send-welcome` job per address, in one transaction; `202` with their ids |
-/// | `/admin/workers/...` | `rustf_workers::http`: stats, `GET /jobs/{id}` (state, checkpoint), `GET /nodes` (every node of the database) |
+/// | `/admin/workers/...` | `rustf_workers::http`: stats, `GET /jobs/{id}` (state, checkpoint), `GET /nodes` (every node of the database), and the dashboard at `/admin/workers/ui/` (read-only) |
 pub(crate) fn app() -> Router {
     // Read-only: this example listens on loopback. Put the router behind authentication
     // (see `examples/web-server`) before it listens anywhere else.
