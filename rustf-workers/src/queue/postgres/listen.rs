@@ -72,42 +72,47 @@ impl PostgresQueue {
     /// too large to travel in a notification and is stored first.
     pub(super) async fn publish_events(&self, events: Vec<StoreEvent>) -> crate::Result<()> {
         let action = "publishing job messages to";
+        let schema = self.schema_name();
+        // Each message's JSON, once: its length decides how it travels.
+        let events: Vec<(StoreEvent, Vec<String>)> = events
+            .into_iter()
+            .map(|event| {
+                let texts = match &event {
+                    StoreEvent::Messages { messages, .. } => {
+                        messages.iter().map(Value::to_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                (event, texts)
+            })
+            .collect();
+        let large = events
+            .iter()
+            .flat_map(|(_, texts)| texts)
+            .any(|text| text.len() > INLINE_MESSAGE_BYTES);
         let mut conn = self.conn(action).await?;
         let result: Result<(), Fail> = async {
+            if !large {
+                let payloads = payloads(schema, events, &mut std::iter::empty());
+                if !payloads.is_empty() {
+                    let stmt = conn.prepare_cached(NOTIFY).await?;
+                    conn.execute(&stmt, &[&payloads]).await?;
+                }
+                return Ok(());
+            }
             let tx = conn.transaction().await?;
-            let mut payloads = Vec::new();
-            for event in events {
-                match event {
-                    StoreEvent::Messages { id, messages } => {
-                        let mut items = Vec::with_capacity(messages.len());
-                        for message in messages {
-                            let text = message.to_string();
-                            if text.len() <= INLINE_MESSAGE_BYTES {
-                                items.push((text.len(), json!([0, message])));
-                                continue;
-                            }
-                            let stmt = tx.prepare_cached(STORE_MESSAGE).await?;
-                            let seq: i64 = tx.query_one(&stmt, &[&id, &text]).await?.try_get(0)?;
-                            items.push((16, json!([1, seq])));
-                        }
-                        payloads.extend(chunk_messages(self.schema_name(), &id, items));
+            let mut rows = Vec::new();
+            for (event, texts) in &events {
+                if let StoreEvent::Messages { id, .. } = event {
+                    for text in texts.iter().filter(|t| t.len() > INLINE_MESSAGE_BYTES) {
+                        let stmt = tx.prepare_cached(STORE_MESSAGE).await?;
+                        rows.push(tx.query_one(&stmt, &[id, text]).await?.try_get(0)?);
                     }
-                    StoreEvent::Follow { id } => {
-                        payloads.push(payload(self.schema_name(), "follow", &id, None));
-                    }
-                    StoreEvent::Ended { id } => {
-                        payloads.push(payload(self.schema_name(), "ended", &id, None));
-                    }
-                    // Told by the database's triggers or the subscription, never published.
-                    StoreEvent::Available { .. }
-                    | StoreEvent::CancelRequested { .. }
-                    | StoreEvent::Resumed => {}
                 }
             }
-            if !payloads.is_empty() {
-                let stmt = tx.prepare_cached(NOTIFY).await?;
-                tx.execute(&stmt, &[&payloads]).await?;
-            }
+            let payloads = payloads(schema, events, &mut rows.into_iter());
+            let stmt = tx.prepare_cached(NOTIFY).await?;
+            tx.execute(&stmt, &[&payloads]).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -215,6 +220,38 @@ impl PostgresQueue {
         .await;
         result.map_err(self.error(action))
     }
+}
+
+/// The notifications of `events` (each with its messages' JSON), the large messages
+/// naming the rows `stored` gives, in order.
+fn payloads(
+    schema: &str,
+    events: Vec<(StoreEvent, Vec<String>)>,
+    stored: &mut impl Iterator<Item = i64>,
+) -> Vec<String> {
+    let mut payloads = Vec::new();
+    for (event, texts) in events {
+        match event {
+            StoreEvent::Messages { id, messages } => {
+                let items = messages
+                    .into_iter()
+                    .zip(texts)
+                    .map(|(message, text)| match text.len() {
+                        len if len <= INLINE_MESSAGE_BYTES => (len, json!([0, message])),
+                        _ => (16, json!([1, stored.next()])),
+                    })
+                    .collect();
+                payloads.extend(chunk_messages(schema, &id, items));
+            }
+            StoreEvent::Follow { id } => payloads.push(payload(schema, "follow", &id, None)),
+            StoreEvent::Ended { id } => payloads.push(payload(schema, "ended", &id, None)),
+            // Told by the database's triggers or the subscription, never published.
+            StoreEvent::Available { .. }
+            | StoreEvent::CancelRequested { .. }
+            | StoreEvent::Resumed => {}
+        }
+    }
+    payloads
 }
 
 /// A job's messages as notifications, each under [`PAYLOAD_BYTES`]: `items` are the
