@@ -631,7 +631,60 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     })
     .await;
 
-    // 9. Without the stream (`?poll`, as when a proxy buffers it), the page polls, and
+    // 9. From the keyboard: `g q` goes to the queue, `/` puts the cursor in its search,
+    // Tab reaches the buttons.
+    eval(&browser, "document.activeElement.blur(), true").await;
+    browser
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("gq")
+        .await
+        .unwrap();
+    until("the queue, by `g q`", || async {
+        (eval(&browser, "location.hash")
+            .await
+            .as_str()?
+            .starts_with("#/queue"))
+        .then_some(())
+    })
+    .await;
+    until("the queue's search box", || async {
+        text(&browser, "#jobs").await
+    })
+    .await;
+    browser
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    until("the search focused by `/`", || async {
+        (eval(&browser, "document.activeElement.getAttribute('type')").await == "search"
+            || eval(&browser, "document.activeElement.tagName").await == "INPUT")
+            .then_some(())
+    })
+    .await;
+    browser
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e004}")
+        .await
+        .unwrap();
+    let focused = eval(&browser, "document.activeElement.tagName").await;
+    assert!(
+        ["BUTTON", "A", "INPUT", "SELECT"].contains(&focused.as_str().unwrap_or("")),
+        "Tab moves to a control: {focused}"
+    );
+    click(&browser, r#"[data-nav="overview"]"#).await;
+    until("the overview again", || async {
+        text(&browser, runs).await
+    })
+    .await;
+
+    // 10. Without the stream (`?poll`, as when a proxy buffers it), the page polls, and
     // still sees new runs.
     browser
         .goto(&format!("http://{addr}/admin/workers/ui/?poll#/"))
@@ -660,7 +713,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     })
     .await;
 
-    // 10. Nothing went wrong in the browser: no script error, no refused resource.
+    // 11. Nothing went wrong in the browser: no script error, no refused resource.
     let (status, log) = request(
         &format!("127.0.0.1:{port}"),
         "POST",
