@@ -7,7 +7,8 @@
 //! latency), then where one of our jobs' time goes. `docs/performance.md` records a run.
 //! `BENCH_QUICK=1` runs fewer jobs (a smoke run, as CI does); `BENCH_ONLY=<text>` runs
 //! only the measurements whose label contains it, and `BENCH_SIDE=ours`, `graphile`,
-//! `graphile-default` or `graphile-fast` one side of them (profiling).
+//! `graphile-default` or `graphile-fast` one side of them (profiling); `BENCH_BATCH=<n>`
+//! inserts `n` jobs a batch instead of 1,000.
 //!
 //! Both sides use one PostgreSQL server, the tests' (`rustf-workers-tests-postgres`:
 //! `DATABASE_URL`'s, or a throwaway cluster on loopback with `fsync` off), and a fresh
@@ -75,6 +76,15 @@ struct Sizes {
 
 impl Sizes {
     fn new() -> Self {
+        let mut sizes = Self::of_mode();
+        // `BENCH_BATCH=<n>`: another batch size for the batched inserts.
+        if let Ok(batch) = std::env::var("BENCH_BATCH") {
+            sizes.batch = batch.parse().unwrap();
+        }
+        sizes
+    }
+
+    fn of_mode() -> Self {
         if quick() {
             Sizes {
                 one_by_one: 200,
