@@ -70,6 +70,15 @@ pub(super) const INSERT_JOBS: &str = "
         DO NOTHING
     RETURNING id";
 
+/// Stores new jobs sent as binary `COPY` rows, in the order sent (so `seq` follows the
+/// batch), each with the columns named here, in this order: for batches without keys,
+/// where `INSERT_JOBS`' conflict clause has nothing to do. An id already stored fails the
+/// `UNIQUE` on `id`, as it fails `INSERT_JOBS`.
+pub(super) const COPY_JOBS: &str = "
+    COPY jobs (id, worker, queue, state, payload, priority, max_attempts, run_at,
+               created_at, timeout_ms, memory)
+    FROM STDIN (FORMAT binary)";
+
 /// Stores one job (?1 to ?12, as `INSERT_JOBS` takes them, created at ?8) already claimed
 /// by owner ?13, leased until ?14: its first attempt, epoch 1. Skipped (no row) when a
 /// racing transaction took its unique key.
