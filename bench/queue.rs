@@ -17,10 +17,12 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use apalis::prelude::{
     BackendExt, BoxDynError, Strategy, TaskSink, WorkerBuilder, WorkerBuilderExt,
@@ -35,6 +37,11 @@ use rustf_workers::queue::{
 use rustf_workers::{JobOptions, WorkerRegistry};
 use sqlx::sqlite::{SqliteJournalMode, SqliteOperation, SqliteSynchronous};
 
+use common::{
+    batches, job_started, latency, percentile, quick, selected, started, stored, throughput, uuid,
+    LAST_START, STARTED,
+};
+
 /// Jobs run at once, on both sides.
 const CONCURRENCY: usize = 16;
 
@@ -46,6 +53,9 @@ fn poll_interval() -> Duration {
     let ms = std::env::var("BENCH_POLL_MS").map_or(100, |ms| ms.parse().unwrap());
     Duration::from_millis(ms)
 }
+
+/// The peer, as the lines name it.
+const PEER: &str = "apalis-sqlite";
 
 /// The worker's name on our side, and the queue's on apalis'.
 const NOOP: &str = "noop";
@@ -81,40 +91,9 @@ impl Sizes {
     }
 }
 
-fn quick() -> bool {
-    std::env::var_os("BENCH_QUICK").is_some()
-}
-
-fn selected(label: &str) -> bool {
-    std::env::var("BENCH_ONLY").map_or(true, |only| label.contains(&only))
-}
-
 /// Whether `side` (`ours` or `apalis`) runs: both, unless `BENCH_SIDE` names one.
 fn runs(side: &str) -> bool {
     std::env::var("BENCH_SIDE").map_or(true, |only| only == side)
-}
-
-// What both sides' handler does: note that a job started, and when.
-static STARTED: AtomicU64 = AtomicU64::new(0);
-static LAST_START: Mutex<Option<Instant>> = Mutex::new(None);
-static STARTS: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-fn job_started() {
-    *LAST_START.lock().unwrap() = Some(Instant::now());
-    // Relaxed: the count is only compared with a target; `STARTS` orders the wake-up.
-    STARTED.fetch_add(1, Ordering::Relaxed);
-    STARTS.notify_one();
-}
-
-/// Waits until `count` jobs have started since the last reset.
-async fn started(count: u64) {
-    loop {
-        let notified = STARTS.notified();
-        if STARTED.load(Ordering::Relaxed) >= count {
-            return;
-        }
-        notified.await;
-    }
 }
 
 /// apalis' handler: the same no-op.
@@ -235,17 +214,6 @@ impl Stream for Inserts {
     }
 }
 
-/// Waits until `finished` says `count`, looking every 2 ms.
-async fn stored<F, Fut>(count: u64, finished: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = u64>,
-{
-    while finished().await < count {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// A fresh file for one side of one measurement.
 struct Files {
     dir: PathBuf,
@@ -268,41 +236,6 @@ impl Drop for Files {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Prints a throughput line: jobs/s, ours/peer.
-fn throughput(label: &str, jobs: usize, ours: Option<Duration>, peer: Option<Duration>) {
-    let rate = |took: Option<Duration>| took.map(|took| jobs as f64 / took.as_secs_f64());
-    let (ours, peer) = (rate(ours), rate(peer));
-    let show = |rate: Option<f64>| rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
-    let ratio = match (ours, peer) {
-        (Some(ours), Some(peer)) => format!("{:.2}", ours / peer),
-        _ => "-".to_owned(),
-    };
-    println!(
-        "{label}: ours {} jobs/s, apalis-sqlite {} jobs/s, ratio {ratio}",
-        show(ours),
-        show(peer)
-    );
-}
-
-/// Prints a latency line: ms, peer/ours.
-fn latency(label: &str, ours: Option<f64>, peer: Option<f64>) {
-    let show = |ms: Option<f64>| ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"));
-    let ratio = match (ours, peer) {
-        (Some(ours), Some(peer)) => format!("{:.2}", peer / ours),
-        _ => "-".to_owned(),
-    };
-    println!(
-        "{label}: ours {} ms, apalis-sqlite {} ms, ratio {ratio}",
-        show(ours),
-        show(peer)
-    );
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 fn main() {
@@ -333,7 +266,7 @@ async fn bench() {
         } else {
             None
         };
-        throughput(label, n, ours, peer);
+        throughput(label, PEER, n, ours, peer);
     }
 
     let label = "insert throughput batched";
@@ -349,7 +282,7 @@ async fn bench() {
         } else {
             None
         };
-        throughput(&format!("{label} ({batch} a batch)"), n, ours, peer);
+        throughput(&format!("{label} ({batch} a batch)"), PEER, n, ours, peer);
     }
 
     let label = "drain throughput";
@@ -367,6 +300,7 @@ async fn bench() {
         };
         throughput(
             &format!("{label} of {n} no-op jobs at concurrency {CONCURRENCY}"),
+            PEER,
             n,
             ours,
             peer,
@@ -390,6 +324,7 @@ async fn bench() {
             let at = |samples: &Option<Vec<f64>>| samples.as_ref().map(|s| percentile(s, p));
             latency(
                 &format!("{label} on an idle queue, {name} of {n}"),
+                PEER,
                 at(&ours),
                 at(&peer),
             );
@@ -437,11 +372,6 @@ async fn peer_insert(path: &Path, n: usize, batch: usize) -> Duration {
     let took = start.elapsed();
     pool.close().await;
     took
-}
-
-/// The sizes of the batches that store `n` jobs before a drain: 1,000 at most.
-fn batches(n: usize) -> impl Iterator<Item = usize> {
-    (0..n).step_by(1_000).map(move |from| (n - from).min(1_000))
 }
 
 /// Stores `n` jobs with nothing running, then times a queue that runs them from its
@@ -631,13 +561,4 @@ async fn breakdown(files: &Files, sizes: &Sizes) {
         per_job(start.elapsed(), ones),
     );
     workers.shutdown().await.unwrap();
-}
-
-fn uuid() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    // Relaxed: only uniqueness matters.
-    format!(
-        "bench-{:016x}",
-        NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x9e37_79b9_7f4a_7c15
-    )
 }

@@ -4,7 +4,8 @@
 rustf_workers::auto_workers!();
 
 pub mod nodes;
-pub mod postgres;
+/// A PostgreSQL server for the tests, and a fresh database for each test.
+pub use rustf_workers_tests_postgres as postgres;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

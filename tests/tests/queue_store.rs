@@ -230,6 +230,24 @@ async fn batch_enqueue_is_all_or_nothing<F: StoreFactory>() {
     assert!(err.to_string().contains("`taken`"), "{err}");
     assert!(store.get("fresh").await.unwrap().is_none());
 
+    // The same with an id twice in the batch, and in batches large enough for a store to
+    // take another path (PostgreSQL copies large batches without keys).
+    for size in [2, 500] {
+        let fresh = |i: usize| job(&format!("fresh-{size}-{i}"), "w");
+        for repeated in ["taken", "twice"] {
+            let mut batch: Vec<_> = (0..size - 1).map(fresh).collect();
+            if repeated == "twice" {
+                batch.insert(0, job("twice", "w"));
+            }
+            batch.push(job(repeated, "w"));
+            let err = store.enqueue(T0, batch).await.unwrap_err();
+            assert!(err.is_validation(), "{err}");
+            assert!(err.to_string().contains(&format!("`{repeated}`")), "{err}");
+            assert!(store.get(&fresh(0).id).await.unwrap().is_none());
+            assert!(store.get("twice").await.unwrap().is_none());
+        }
+    }
+
     let batch: Vec<_> = (0..200).map(|i| job(&format!("b{i}"), "w")).collect();
     enqueue(&store, T0, batch).await;
     let other = db.open();

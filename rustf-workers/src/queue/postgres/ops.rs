@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{Object, Transaction};
 use serde_json::Value;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::sql::*;
 use super::{rows, Fail};
@@ -99,6 +100,16 @@ pub(super) async fn enqueue_in(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
+    if jobs.iter().all(has_no_keys) {
+        store_keyless(tx, now, jobs).await?;
+        return Ok(jobs
+            .iter()
+            .map(|job| Enqueued {
+                id: job.id.clone(),
+                inserted: true,
+            })
+            .collect());
+    }
     let all: Vec<&NewJob> = jobs.iter().collect();
     let answers = decide(&all, key_holders(tx, &all).await?)?;
     let new: Vec<&NewJob> = all
@@ -129,6 +140,81 @@ pub(super) async fn enqueue_in(
     Ok(out)
 }
 
+/// Batches of at least this many jobs without keys are stored with binary `COPY`.
+const COPY_AT_LEAST: usize = 64;
+
+fn has_no_keys(job: &NewJob) -> bool {
+    job.unique_key.is_none() && job.idempotency_key.is_none()
+}
+
+/// Stores `jobs`, none of which has a key: no key holder to look up first, and nothing
+/// for `INSERT_JOBS`' conflict clause to skip. An id already stored, or twice in the
+/// batch, fails the `UNIQUE` on `id`, and the whole batch is refused naming it, as
+/// `decide` refuses it on the other path. Large batches go by binary `COPY`.
+async fn store_keyless(tx: &Transaction<'_>, now: i64, jobs: &[NewJob]) -> Done<()> {
+    if jobs.len() >= COPY_AT_LEAST {
+        return copy_jobs(tx, now, jobs).await;
+    }
+    let all: Vec<&NewJob> = jobs.iter().collect();
+    insert_jobs(tx, now, &all).await?;
+    Ok(())
+}
+
+/// The state a new job starts in: scheduled when it is due later.
+fn first_state(job: &NewJob, now: i64) -> (i64, &'static str) {
+    let at = job.run_at_ms.unwrap_or(now);
+    let state = if at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+    (at, state.as_str())
+}
+
+/// Stores `jobs`, none of which has a key, with binary `COPY` (`COPY_JOBS`): rows
+/// streamed as they are encoded, no arrays to build and take apart again.
+async fn copy_jobs(tx: &Transaction<'_>, now: i64, jobs: &[NewJob]) -> Done<()> {
+    let stmt = tx.prepare_cached(COPY_JOBS).await?;
+    let sink = tx.copy_in(&stmt).await?;
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSON,
+        Type::INT4,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for job in jobs {
+        let (run_at, state) = first_state(job, now);
+        writer
+            .as_mut()
+            .write(&[
+                &job.id,
+                &job.worker,
+                &job.queue,
+                &state,
+                &job.payload,
+                &job.priority,
+                &i64::from(job.max_attempts),
+                &run_at,
+                &now,
+                &job.timeout_ms.map(big),
+                &big(job.memory),
+            ])
+            .await
+            .map_err(refuse_taken_id)?;
+    }
+    writer.finish().await.map_err(refuse_taken_id)?;
+    Ok(())
+}
+
 async fn insert_jobs(
     tx: &Transaction<'_>,
     now: i64,
@@ -140,17 +226,8 @@ async fn insert_jobs(
     let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
     let workers: Vec<&str> = jobs.iter().map(|j| j.worker.as_str()).collect();
     let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-    let mut run_at = Vec::with_capacity(jobs.len());
-    let mut states = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let at = job.run_at_ms.unwrap_or(now);
-        run_at.push(at);
-        states.push(if at > now {
-            JobState::Scheduled.as_str()
-        } else {
-            JobState::Available.as_str()
-        });
-    }
+    let (run_at, states): (Vec<i64>, Vec<&str>) =
+        jobs.iter().map(|job| first_state(job, now)).unzip();
     let payloads: Vec<Option<&Value>> = jobs.iter().map(|j| j.payload.as_ref()).collect();
     let priorities: Vec<i32> = jobs.iter().map(|j| j.priority).collect();
     let attempts: Vec<i64> = jobs.iter().map(|j| i64::from(j.max_attempts)).collect();

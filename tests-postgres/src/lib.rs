@@ -1,4 +1,5 @@
-//! A PostgreSQL server for the tests, and a fresh database for each test.
+//! A PostgreSQL server for the tests and the benchmarks, and a fresh database for each
+//! test or measurement.
 //!
 //! With `DATABASE_URL` set, its server is used (the URL names a role that may create
 //! databases). Otherwise the first test that asks starts a throwaway cluster for the

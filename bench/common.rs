@@ -1,0 +1,113 @@
+//! What the two queue benchmarks share: the environment they read, the no-op handlers'
+//! record of starts, and the lines they print.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Whether `BENCH_QUICK` asks for a smoke run.
+pub(crate) fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some()
+}
+
+/// Whether the measurement `label` runs: all of them, unless `BENCH_ONLY` names a part
+/// of some labels.
+pub(crate) fn selected(label: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| label.contains(&only))
+}
+
+// What every side's handler does: note that a job started, and when.
+pub(crate) static STARTED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LAST_START: Mutex<Option<Instant>> = Mutex::new(None);
+static STARTS: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// What each no-op handler does, on every side.
+pub(crate) fn job_started() {
+    *LAST_START.lock().unwrap() = Some(Instant::now());
+    // Relaxed: the count is only compared with a target; `STARTS` orders the wake-up.
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    STARTS.notify_one();
+}
+
+/// Waits until `count` jobs have started since the last reset.
+pub(crate) async fn started(count: u64) {
+    loop {
+        let notified = STARTS.notified();
+        if STARTED.load(Ordering::Relaxed) >= count {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Waits until `finished` says `count`, looking every 2 ms.
+pub(crate) async fn stored<F, Fut>(count: u64, finished: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    while finished().await < count {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The sizes of the batches that store `n` jobs before a drain: 1,000 at most.
+pub(crate) fn batches(n: usize) -> impl Iterator<Item = usize> {
+    (0..n).step_by(1_000).map(move |from| (n - from).min(1_000))
+}
+
+/// Prints a throughput line: jobs/s, ours/peer.
+pub(crate) fn throughput(
+    label: &str,
+    peer_name: &str,
+    jobs: usize,
+    ours: Option<Duration>,
+    peer: Option<Duration>,
+) {
+    let rate = |took: Option<Duration>| took.map(|took| jobs as f64 / took.as_secs_f64());
+    rates(label, peer_name, rate(ours), rate(peer));
+}
+
+/// Prints a throughput line from rates in jobs/s, ours/peer.
+pub(crate) fn rates(label: &str, peer_name: &str, ours: Option<f64>, peer: Option<f64>) {
+    let show = |rate: Option<f64>| rate.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}"));
+    let ratio = match (ours, peer) {
+        (Some(ours), Some(peer)) => format!("{:.2}", ours / peer),
+        _ => "-".to_owned(),
+    };
+    println!(
+        "{label}: ours {} jobs/s, {peer_name} {} jobs/s, ratio {ratio}",
+        show(ours),
+        show(peer)
+    );
+}
+
+/// Prints a latency line: ms, peer/ours.
+pub(crate) fn latency(label: &str, peer_name: &str, ours: Option<f64>, peer: Option<f64>) {
+    let show = |ms: Option<f64>| ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"));
+    let ratio = match (ours, peer) {
+        (Some(ours), Some(peer)) => format!("{:.2}", peer / ours),
+        _ => "-".to_owned(),
+    };
+    println!(
+        "{label}: ours {} ms, {peer_name} {} ms, ratio {ratio}",
+        show(ours),
+        show(peer)
+    );
+}
+
+/// The value at rank `p` (0 to 1) of `sorted`.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// A job id no other job of the process has.
+pub(crate) fn uuid() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters.
+    format!(
+        "bench-{:016x}",
+        NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x9e37_79b9_7f4a_7c15
+    )
+}
