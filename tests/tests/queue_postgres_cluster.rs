@@ -90,8 +90,9 @@ async fn a_job_stored_on_one_node_wakes_another_at_once() {
         })
         .await;
     }
-    // A batch, one notification for the worker: every job runs.
-    let batch = (0..50).map(|_| ("welcome", None, JobOptions::new()));
+    // A batch (of the size stored by COPY), one notification for the worker: every job
+    // runs.
+    let batch = (0..100).map(|_| ("welcome", None, JobOptions::new()));
     let ids = web.enqueue_many(batch).await.unwrap();
     for id in ids {
         let id = id.to_string();
