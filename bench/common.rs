@@ -111,3 +111,101 @@ pub(crate) fn uuid() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x9e37_79b9_7f4a_7c15
     )
 }
+
+/// A store's share of a job's life, each step timed alone on `queue` directly, per job:
+/// `ones` enqueues one at a time, `batched` in transactions of `batch`, then claims and
+/// outcomes of `concurrency` jobs at a time (as the runner makes them when it keeps that
+/// many running) until `drain` jobs are done, and the poller's `next_due` read. Times
+/// are `clock`'s. `unit` names what one claim or outcome is ("transaction", "statement").
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_breakdown(
+    queue: &impl rustf_workers::queue::JobStore,
+    clock: impl Fn() -> i64,
+    worker: &str,
+    concurrency: usize,
+    (ones, batched, batch): (usize, usize, usize),
+    drain: usize,
+    unit: &str,
+) {
+    use rustf_workers::prelude::json;
+    use rustf_workers::queue::{ClaimRequest, Finish, FinishOutcome, NewJob};
+
+    let job = || {
+        let mut job = NewJob::new(uuid(), worker);
+        job.payload = Some(json!(1));
+        job
+    };
+    let start = Instant::now();
+    for _ in 0..ones {
+        queue.enqueue(clock(), vec![job()]).await.unwrap();
+    }
+    breakdown_line(
+        &format!("store: enqueue, one job a {unit}"),
+        per_job(start.elapsed(), ones),
+    );
+    let start = Instant::now();
+    for _ in 0..batched / batch {
+        queue
+            .enqueue(clock(), (0..batch).map(|_| job()).collect())
+            .await
+            .unwrap();
+    }
+    breakdown_line(
+        &format!("store: enqueue, {batch} jobs a transaction"),
+        per_job(start.elapsed(), batched),
+    );
+
+    let request = || ClaimRequest {
+        owner: "bench".into(),
+        workers: vec![(worker.into(), concurrency)],
+        limit: concurrency,
+        lease_ms: 30_000,
+    };
+    let (mut claim, mut finish, mut jobs) = (Duration::ZERO, Duration::ZERO, 0);
+    loop {
+        let start = Instant::now();
+        let claimed = queue.claim(clock(), request()).await.unwrap();
+        claim += start.elapsed();
+        if claimed.is_empty() || jobs >= drain {
+            break;
+        }
+        jobs += claimed.len();
+        let finishes = claimed
+            .into_iter()
+            .map(|job| Finish {
+                id: job.id,
+                epoch: job.epoch,
+                outcome: FinishOutcome::Completed,
+            })
+            .collect();
+        let start = Instant::now();
+        queue.finish(clock(), finishes).await.unwrap();
+        finish += start.elapsed();
+    }
+    breakdown_line(
+        &format!("store: claim, {concurrency} jobs a {unit}"),
+        per_job(claim, jobs),
+    );
+    breakdown_line(
+        &format!("store: outcome, {concurrency} jobs a {unit}"),
+        per_job(finish, jobs),
+    );
+    let start = Instant::now();
+    for _ in 0..ones {
+        std::hint::black_box(queue.next_due(clock()).await.unwrap());
+    }
+    breakdown_line(
+        "store: the poller's `next_due` read",
+        per_job(start.elapsed(), ones),
+    );
+}
+
+/// Microseconds per job of `took` for `jobs` jobs.
+pub(crate) fn per_job(took: Duration, jobs: usize) -> f64 {
+    took.as_secs_f64() * 1e6 / jobs.max(1) as f64
+}
+
+/// A line of a breakdown.
+pub(crate) fn breakdown_line(step: &str, us: f64) {
+    println!("breakdown: {step}: {us:.1} µs per job");
+}

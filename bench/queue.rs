@@ -31,15 +31,13 @@ use apalis_sqlite::{Config, SqliteConnectOptions, SqlitePool, SqlitePoolOptions,
 use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use futures::{Stream, StreamExt};
 use rustf_workers::prelude::json;
-use rustf_workers::queue::{
-    ClaimRequest, Finish, FinishOutcome, JobState, JobStore, NewJob, QueueOptions, SqliteQueue,
-};
+use rustf_workers::queue::{JobState, JobStore, QueueOptions, SqliteQueue};
 use rustf_workers::{JobOptions, WorkerRegistry};
 use sqlx::sqlite::{SqliteJournalMode, SqliteOperation, SqliteSynchronous};
 
 use common::{
-    batches, job_started, latency, percentile, quick, selected, started, stored, throughput, uuid,
-    LAST_START, STARTED,
+    batches, breakdown_line, job_started, latency, per_job, percentile, quick, selected, started,
+    stored, throughput, LAST_START, STARTED,
 };
 
 /// Jobs run at once, on both sides.
@@ -460,105 +458,32 @@ async fn peer_latency(path: &Path, n: usize) -> Vec<f64> {
 /// worker: each step of a job's life timed alone, per job, on our store directly.
 async fn breakdown(files: &Files, sizes: &Sizes) {
     let n = sizes.drain;
-    let per_job = |took: Duration, jobs: usize| took.as_secs_f64() * 1e6 / jobs as f64;
-    let line = |step: &str, us: f64| println!("breakdown: {step}: {us:.1} µs per job");
-
     let (workers, queue) = ours(&files.file("ours-breakdown"), false).await;
     let start = Instant::now();
     for _ in 0..n {
         let handle = workers.call(NOOP, None, None).await.unwrap();
         handle.await_result().await.unwrap();
     }
-    line(
+    breakdown_line(
         "in-process `call` + `await_result` (no store)",
         per_job(start.elapsed(), n),
     );
-
+    let ones = sizes.one_by_one;
+    let start = Instant::now();
+    for _ in 0..ones {
+        workers.enqueue(NOOP, Some(json!(1))).await.unwrap();
+    }
+    breakdown_line(
+        "registry: `enqueue`, one job a transaction",
+        per_job(start.elapsed(), ones),
+    );
     let clock = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64
     };
-    let job = || {
-        let mut job = NewJob::new(uuid(), NOOP);
-        job.payload = Some(json!(1));
-        job
-    };
-    let ones = sizes.one_by_one;
-    let start = Instant::now();
-    for _ in 0..ones {
-        queue.enqueue(clock(), vec![job()]).await.unwrap();
-    }
-    line(
-        "store: enqueue, one job a transaction",
-        per_job(start.elapsed(), ones),
-    );
-    let start = Instant::now();
-    for _ in 0..ones {
-        workers.enqueue(NOOP, Some(json!(1))).await.unwrap();
-    }
-    line(
-        "registry: `enqueue`, one job a transaction",
-        per_job(start.elapsed(), ones),
-    );
-    let (batched, batch) = (sizes.batched, sizes.batch);
-    let start = Instant::now();
-    for _ in 0..batched / batch {
-        queue
-            .enqueue(clock(), (0..batch).map(|_| job()).collect())
-            .await
-            .unwrap();
-    }
-    line(
-        &format!("store: enqueue, {batch} jobs a transaction"),
-        per_job(start.elapsed(), batched),
-    );
-
-    // Claims and outcomes of CONCURRENCY jobs a transaction, as the runner makes them
-    // when it keeps 16 jobs running.
-    let request = || ClaimRequest {
-        owner: "bench".into(),
-        workers: vec![(NOOP.into(), CONCURRENCY)],
-        limit: CONCURRENCY,
-        lease_ms: 30_000,
-    };
-    let (mut claim, mut finish, mut jobs) = (Duration::ZERO, Duration::ZERO, 0);
-    loop {
-        let start = Instant::now();
-        let claimed = queue.claim(clock(), request()).await.unwrap();
-        claim += start.elapsed();
-        if claimed.is_empty() || jobs >= n {
-            break;
-        }
-        jobs += claimed.len();
-        let finishes = claimed
-            .into_iter()
-            .map(|job| Finish {
-                id: job.id,
-                epoch: job.epoch,
-                outcome: FinishOutcome::Completed,
-            })
-            .collect();
-        let start = Instant::now();
-        queue.finish(clock(), finishes).await.unwrap();
-        finish += start.elapsed();
-    }
-    line(
-        &format!("store: claim, {CONCURRENCY} jobs a transaction"),
-        per_job(claim, jobs),
-    );
-    line(
-        &format!("store: outcome, {CONCURRENCY} jobs a transaction"),
-        per_job(finish, jobs),
-    );
-    let start = Instant::now();
-    for _ in 0..ones {
-        std::hint::black_box(queue.next_due(clock()).await.unwrap());
-    }
-    line(
-        "store: the poller's `next_due` read",
-        per_job(start.elapsed(), ones),
-    );
+    let counts = (ones, sizes.batched, sizes.batch);
+    common::store_breakdown(&queue, clock, NOOP, CONCURRENCY, counts, n, "transaction").await;
     workers.shutdown().await.unwrap();
 }

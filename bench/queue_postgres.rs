@@ -32,10 +32,7 @@ use graphile_worker::{
     WorkerOptions, WorkerUtils,
 };
 use rustf_workers::prelude::json;
-use rustf_workers::queue::QueueOptions;
-use rustf_workers::queue::{
-    ClaimRequest, Finish, FinishOutcome, JobState, JobStore, NewJob, PostgresQueue,
-};
+use rustf_workers::queue::{JobState, JobStore, PostgresQueue, QueueOptions};
 use rustf_workers::{JobOptions, WorkerRegistry};
 use rustf_workers_tests_postgres::TestDatabase;
 use serde::{Deserialize, Serialize};
@@ -43,7 +40,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use common::{
     batches, job_started, latency, percentile, quick, rates, selected, started, stored, throughput,
-    uuid, LAST_START, STARTED,
+    LAST_START, STARTED,
 };
 
 /// Jobs run at once per node, on both sides.
@@ -563,81 +560,19 @@ async fn peer_latency(config: Config, n: usize) -> Vec<f64> {
 /// Where one of our jobs' time goes: each step of its life timed alone on the store, per
 /// job, as the runner makes them when it keeps 16 jobs running.
 async fn breakdown(sizes: &Sizes) {
-    let per_job = |took: Duration, jobs: usize| took.as_secs_f64() * 1e6 / jobs as f64;
-    let line = |step: &str, us: f64| println!("breakdown: {step}: {us:.1} µs per job");
-
     let db = database().await;
     let queue = ours_queue(&db).await;
     let now = queue.clock_ms().await.unwrap().unwrap();
-    let job = || {
-        let mut job = NewJob::new(uuid(), NOOP);
-        job.payload = Some(json!(1));
-        job
-    };
-    let ones = sizes.one_by_one;
-    let start = Instant::now();
-    for _ in 0..ones {
-        queue.enqueue(now, vec![job()]).await.unwrap();
-    }
-    line(
-        "store: enqueue, one job a transaction",
-        per_job(start.elapsed(), ones),
-    );
-    let (batched, batch) = (sizes.batched, sizes.batch);
-    let start = Instant::now();
-    for _ in 0..batched / batch {
-        queue
-            .enqueue(now, (0..batch).map(|_| job()).collect())
-            .await
-            .unwrap();
-    }
-    line(
-        &format!("store: enqueue, {batch} jobs a transaction"),
-        per_job(start.elapsed(), batched),
-    );
-
-    let request = || ClaimRequest {
-        owner: "bench".into(),
-        workers: vec![(NOOP.into(), CONCURRENCY)],
-        limit: CONCURRENCY,
-        lease_ms: 30_000,
-    };
-    let (mut claim, mut finish, mut jobs) = (Duration::ZERO, Duration::ZERO, 0);
-    let total = sizes.drain.min(ones + batched);
-    loop {
-        let start = Instant::now();
-        let claimed = queue.claim(now, request()).await.unwrap();
-        claim += start.elapsed();
-        if claimed.is_empty() || jobs >= total {
-            break;
-        }
-        jobs += claimed.len();
-        let finishes = claimed
-            .into_iter()
-            .map(|job| Finish {
-                id: job.id,
-                epoch: job.epoch,
-                outcome: FinishOutcome::Completed,
-            })
-            .collect();
-        let start = Instant::now();
-        queue.finish(now, finishes).await.unwrap();
-        finish += start.elapsed();
-    }
-    line(
-        &format!("store: claim, {CONCURRENCY} jobs a statement"),
-        per_job(claim, jobs),
-    );
-    line(
-        &format!("store: outcome, {CONCURRENCY} jobs a statement"),
-        per_job(finish, jobs),
-    );
-    let start = Instant::now();
-    for _ in 0..ones {
-        std::hint::black_box(queue.next_due(now).await.unwrap());
-    }
-    line(
-        "store: the poller's `next_due` read",
-        per_job(start.elapsed(), ones),
-    );
+    let counts = (sizes.one_by_one, sizes.batched, sizes.batch);
+    let drain = sizes.drain.min(sizes.one_by_one + sizes.batched);
+    common::store_breakdown(
+        &queue,
+        || now,
+        NOOP,
+        CONCURRENCY,
+        counts,
+        drain,
+        "statement",
+    )
+    .await;
 }

@@ -181,21 +181,27 @@ async fn a_handle_on_one_node_streams_the_messages_of_a_job_running_on_another()
         state(&store, &id).await == JobState::Running
     })
     .await;
-    // The key is held by the job running on the other node: the handle follows it.
-    let mut handle = caller
-        .call_with(
-            "steps",
-            None,
-            CallOptions::new().durable(true).unique_key("report"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(handle.id(), id);
-    let mut messages = Vec::new();
-    while let Some(message) = handle.recv().await {
-        messages.push(message);
-    }
-    handle.await_result().await.unwrap();
+    // The key is held by the job running on the other node: each handle follows it.
+    let follow = || async {
+        let mut handle = caller
+            .call_with(
+                "steps",
+                None,
+                CallOptions::new().durable(true).unique_key("report"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(handle.id(), id);
+        let mut messages = Vec::new();
+        while let Some(message) = handle.recv().await {
+            messages.push(message);
+        }
+        handle.await_result().await.unwrap();
+        messages
+    };
+    let (messages, second) = tokio::join!(follow(), follow());
+    assert!(!second.is_empty(), "a second handle follows too");
+    assert_eq!(second.last(), Some(&json!("done")));
 
     // From when the follow reached the owner, in order, the large one whole, to the last.
     let steps: Vec<u64> = messages.iter().filter_map(|m| m["step"].as_u64()).collect();

@@ -34,8 +34,9 @@ const LAST_MESSAGES_WAIT: Duration = Duration::from_secs(2);
 /// The engine's side of following: who follows what here, what is published from here.
 #[derive(Default)]
 pub(crate) struct Follows {
-    /// Stand-ins here following jobs that run elsewhere, by job id.
-    followers: Mutex<HashMap<String, Arc<Follower>>>,
+    /// Stand-ins here following jobs that run elsewhere, by job id (several handles may
+    /// follow one job).
+    followers: Mutex<HashMap<String, Vec<Arc<Follower>>>>,
     /// Jobs running here whose messages are published for followers elsewhere.
     forwarding: Mutex<HashSet<String>>,
 }
@@ -81,17 +82,17 @@ pub(crate) struct Following<'a> {
 impl Drop for Following<'_> {
     fn drop(&mut self) {
         let mut followers = self.follows.followers();
-        if followers
-            .get(&self.id)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.follower))
-        {
-            followers.remove(&self.id);
+        if let Some(these) = followers.get_mut(&self.id) {
+            these.retain(|f| !Arc::ptr_eq(f, &self.follower));
+            if these.is_empty() {
+                followers.remove(&self.id);
+            }
         }
     }
 }
 
 impl Follows {
-    fn followers(&self) -> MutexGuard<'_, HashMap<String, Arc<Follower>>> {
+    fn followers(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<Follower>>>> {
         // Held for one map operation, never across an await.
         self.followers.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -99,6 +100,11 @@ impl Follows {
     fn forwarding(&self) -> MutexGuard<'_, HashSet<String>> {
         // Held for one set operation, never across an await.
         self.forwarding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stand-ins following job `id`.
+    fn of(&self, id: &str) -> Vec<Arc<Follower>> {
+        self.followers().get(id).cloned().unwrap_or_default()
     }
 
     /// Registers `run` as following job `id`'s messages.
@@ -110,7 +116,9 @@ impl Follows {
             ended_notify: Notify::new(),
         });
         self.followers()
-            .insert(id.to_owned(), Arc::clone(&follower));
+            .entry(id.to_owned())
+            .or_default()
+            .push(Arc::clone(&follower));
         Following {
             follows: self,
             id: id.to_owned(),
@@ -170,25 +178,25 @@ fn on_event(runner: &Arc<Runner>, event: StoreEvent) {
             }
         }
         StoreEvent::Messages { id, messages } => {
-            let Some(follower) = runner.follows.followers().get(&id).cloned() else {
-                return;
-            };
-            follower.heard.store(true, Ordering::Release);
-            let Some(run) = follower.run.upgrade() else {
-                return;
-            };
-            for message in messages {
-                if let Err(err) = run.emit(message) {
-                    log::warn!(
-                        target: "rustf_workers::queue",
-                        "[job:{id}] a message from its node not passed on: {err}",
-                    );
-                    break;
+            let followers = runner.follows.of(&id);
+            for follower in followers {
+                follower.heard.store(true, Ordering::Release);
+                let Some(run) = follower.run.upgrade() else {
+                    continue;
+                };
+                for message in &messages {
+                    if let Err(err) = run.emit(message.clone()) {
+                        log::warn!(
+                            target: "rustf_workers::queue",
+                            "[job:{id}] a message from its node not passed on: {err}",
+                        );
+                        break;
+                    }
                 }
             }
         }
         StoreEvent::Ended { id } => {
-            if let Some(follower) = runner.follows.followers().get(&id).cloned() {
+            for follower in runner.follows.of(&id) {
                 follower.ended.store(true, Ordering::Release);
                 follower.ended_notify.notify_waiters();
             }
