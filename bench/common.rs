@@ -140,7 +140,7 @@ pub(crate) async fn store_breakdown(
         queue.enqueue(clock(), vec![job()]).await.unwrap();
     }
     breakdown_line(
-        &format!("store: enqueue, one job a {unit}"),
+        "store: enqueue, one job a transaction",
         per_job(start.elapsed(), ones),
     );
     let start = Instant::now();
