@@ -6,6 +6,7 @@ pub(crate) mod linked;
 mod name_hash;
 mod queue;
 mod settings;
+mod stand_in;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
