@@ -226,18 +226,22 @@ impl Runner {
     /// Waits until every outcome sent to the writer so far is stored, for `within` at
     /// most.
     pub(super) async fn outcomes_stored(&self, within: Duration) {
-        let _ = tokio::time::timeout(within, async {
-            loop {
-                let mut written = std::pin::pin!(self.written.notified());
-                written.as_mut().enable();
-                // Acquire: pairs with the writer's Release after a batch is stored.
-                if self.unwritten.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                written.await;
+        let stored = self.until_written(|runner| runner.unwritten.load(Ordering::Acquire) == 0);
+        let _ = tokio::time::timeout(within, stored).await;
+    }
+
+    /// Waits until `done` holds, looked at again each time outcomes are stored (or a
+    /// waiter is woken). `done` reads `unwritten` with Acquire, pairing with the writer's
+    /// Release after a batch is stored.
+    async fn until_written(&self, done: impl Fn(&Self) -> bool) {
+        loop {
+            let mut written = std::pin::pin!(self.written.notified());
+            written.as_mut().enable();
+            if done(self) {
+                return;
             }
-        })
-        .await;
+            written.await;
+        }
     }
 
     /// Whether this process holds the lease of job `id`.
@@ -286,17 +290,11 @@ impl Runner {
 
     /// Waits until every outcome sent to the writer is stored.
     pub(crate) async fn flush(&self) {
-        loop {
-            let mut written = std::pin::pin!(self.written.notified());
-            written.as_mut().enable();
-            // Acquire: pairs with the writer's Release after a batch is stored.
-            if self.unwritten.load(Ordering::Acquire) == 0
-                && self.claiming.load(Ordering::SeqCst) == 0
-            {
-                return;
-            }
-            written.await;
-        }
+        self.until_written(|runner| {
+            runner.unwritten.load(Ordering::Acquire) == 0
+                && runner.claiming.load(Ordering::SeqCst) == 0
+        })
+        .await;
     }
 
     /// Claims and runs every due job, here and now, until none is due and every outcome
@@ -308,15 +306,10 @@ impl Runner {
             let claimed = self.claim().await?;
             started += claimed;
             // Wait for what runs here (claimed now or by the poller) to end and be stored.
-            loop {
-                let mut written = std::pin::pin!(self.written.notified());
-                written.as_mut().enable();
-                // Acquire: pairs with the writer's Release after a batch is stored.
-                if self.leased().is_empty() && self.unwritten.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                written.await;
-            }
+            self.until_written(|runner| {
+                runner.leased().is_empty() && runner.unwritten.load(Ordering::Acquire) == 0
+            })
+            .await;
             if claimed == 0 {
                 return Ok(started);
             }
