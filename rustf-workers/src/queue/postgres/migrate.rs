@@ -11,6 +11,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_jobs.sql", include_str!("0001_jobs.sql")),
     (2, "0002_nodes.sql", include_str!("0002_nodes.sql")),
     (3, "0003_notify.sql", include_str!("0003_notify.sql")),
+    (
+        4,
+        "0004_fewer_index_writes.sql",
+        include_str!("0004_fewer_index_writes.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

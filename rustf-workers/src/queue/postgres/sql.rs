@@ -254,7 +254,7 @@ pub(super) const RESCUE_EXPIRED_LEASES: &str = "
     WHERE state = 'running' AND lease_until <= $1::bigint
     RETURNING id";
 
-/// Owner ?1's running jobs with a cancel request. Index: `jobs_running_by_owner`.
+/// Owner ?1's running jobs with a cancel request. Index: `jobs_cancel_requested`.
 pub(super) const SELECT_CANCEL_REQUESTS: &str = "
     SELECT id, epoch FROM jobs
     WHERE state = 'running' AND owner = $1::text AND cancel_requested
@@ -312,7 +312,7 @@ pub(super) const REQUEST_CANCEL: &str = "
 /// Deletes job ?1 unless it runs.
 pub(super) const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1::text AND state <> 'running'";
 
-/// Deletes jobs that finished at or before ?1. Index: `jobs_finished_at`.
+/// Deletes jobs that finished at or before ?1. Index: `jobs_finished`.
 pub(super) const PRUNE_FINISHED_JOBS: &str = "
     DELETE FROM jobs
     WHERE finished_at <= $1::bigint AND state IN ('completed', 'discarded', 'cancelled')";
@@ -329,9 +329,22 @@ pub(super) const PRUNE_CRON_TICKS: &str = "
 pub(super) const PRUNE_RUN_IDEMPOTENCY: &str =
     "DELETE FROM run_idempotency WHERE expires_at <= $1::bigint";
 
-/// Jobs per worker and state, sorted. Index: `jobs_by_worker_state`.
+/// Jobs per worker and state, sorted: each part read from a partial index alone, which
+/// covers `worker` (and `state`, for the parts of several states): `jobs_waiting_by_run_at`,
+/// `jobs_running_by_lease`, `jobs_finished`. So no index that every row version enters is
+/// kept for counting.
 pub(super) const COUNT_JOBS: &str = "
-    SELECT worker, state, count(*) FROM jobs GROUP BY worker, state ORDER BY worker";
+    SELECT worker, state, sum(n)::bigint FROM (
+        SELECT worker, state, count(*) AS n FROM jobs
+        WHERE state IN ('scheduled', 'available', 'retrying') GROUP BY worker, state
+        UNION ALL
+        SELECT worker, 'running', count(*) FROM jobs WHERE state = 'running' GROUP BY worker
+        UNION ALL
+        SELECT worker, state, count(*) FROM jobs
+        WHERE state IN ('completed', 'discarded', 'cancelled') GROUP BY worker, state
+    ) AS parts
+    GROUP BY worker, state
+    ORDER BY worker, state";
 
 /// The earliest due time of a waiting job. Index: `jobs_waiting_by_run_at`.
 pub(super) const NEXT_DUE: &str = "
