@@ -1,7 +1,7 @@
 //! Nodes on one PostgreSQL database hearing each other through `LISTEN`/`NOTIFY`: a job
 //! stored on one node wakes another at once, a cancel asked on one node stops the run on
 //! the node that holds it, a handle on one node streams the messages of a job running on
-//! another, one node leads the maintenance, and a subscription comes back after the
+//! another (one claimed ahead there too), one node leads the maintenance, and a subscription comes back after the
 //! server restarts.
 //!
 //! Each node here polls once an hour and beats once every half hour, so anything that
@@ -224,6 +224,95 @@ async fn a_handle_on_one_node_streams_the_messages_of_a_job_running_on_another()
             "the large message arrived whole"
         );
     }
+    caller.shutdown().await.unwrap();
+    runner.shutdown().await.unwrap();
+}
+
+/// A job claimed ahead on its node (waiting for a slot there) when a handle elsewhere
+/// asks to follow it: its messages are forwarded from its first once it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_follows_a_job_held_ahead_on_another_node_from_its_start() {
+    let db = TestDatabase::create();
+    let runner = node(db.url(), quiet().concurrency(1).claim_ahead(4)).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = Arc::clone(&gate);
+    runner
+        .register("gate", move |_ctx| {
+            let held = Arc::clone(&held);
+            async move {
+                held.acquire().await.unwrap().forget();
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    runner
+        .register("quick", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    runner
+        .register("steps", |ctx| async move {
+            for step in 0..5 {
+                ctx.emit(json!({ "step": step }))?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ctx.emit(json!("done"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let caller = node(db.url(), quiet().runs_jobs(false)).await;
+    for name in ["gate", "quick", "steps"] {
+        caller
+            .register(name, |_ctx| async { Ok(()) })
+            .await
+            .unwrap();
+    }
+    let store = PostgresQueue::connect(db.url()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A short job first: the runner claims ahead once it has seen how long jobs take.
+    let quick = caller.enqueue("quick", None).await.unwrap().to_string();
+    eventually("the quick job completed", || async {
+        state(&store, &quick).await == JobState::Completed
+    })
+    .await;
+    let gated = caller.enqueue("gate", None).await.unwrap().to_string();
+    eventually("the gate running", || async {
+        state(&store, &gated).await == JobState::Running
+    })
+    .await;
+    let id = caller
+        .enqueue_with("steps", None, JobOptions::new().unique_key("report"))
+        .await
+        .unwrap()
+        .to_string();
+    eventually("the steps job claimed ahead", || async {
+        state(&store, &id).await == JobState::Running
+    })
+    .await;
+    assert_eq!(runner.running().await.unwrap(), vec![gated.clone()]);
+
+    let mut handle = caller
+        .call_with(
+            "steps",
+            None,
+            CallOptions::new().durable(true).unique_key("report"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(handle.id(), id);
+    // The follow reaches the runner while the job waits there; then a slot frees.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.add_permits(1);
+    let mut messages = Vec::new();
+    while let Some(message) = handle.recv().await {
+        messages.push(message);
+    }
+    handle.await_result().await.unwrap();
+    let steps: Vec<u64> = messages.iter().filter_map(|m| m["step"].as_u64()).collect();
+    assert_eq!(steps, vec![0, 1, 2, 3, 4], "{messages:?}");
+    assert_eq!(messages.last(), Some(&json!("done")));
     caller.shutdown().await.unwrap();
     runner.shutdown().await.unwrap();
 }

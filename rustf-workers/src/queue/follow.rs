@@ -161,20 +161,13 @@ fn on_event(runner: &Arc<Runner>, event: StoreEvent) {
         }
         StoreEvent::CancelRequested { owner, id } => {
             if owner == runner.node_id() && runner.holds(&id) {
-                registry.cancel_local(&id);
+                runner.cancel_here(&registry, &id);
             }
         }
         StoreEvent::Follow { id } => {
-            if !runner.holds(&id) || !runner.follows.forwarding().insert(id.clone()) {
-                return;
-            }
-            match registry.subscribe(&id) {
-                Ok(watcher) => {
-                    tokio::spawn(forward(Arc::clone(runner), watcher, id));
-                }
-                Err(_) => {
-                    runner.follows.forwarding().remove(&id);
-                }
+            // Held ahead: forwarded once it starts.
+            if runner.holds(&id) && !runner.follow_ahead(&id) {
+                forward_run(runner, &registry, id);
             }
         }
         StoreEvent::Messages { id, messages } => {
@@ -206,6 +199,22 @@ fn on_event(runner: &Arc<Runner>, event: StoreEvent) {
             // Missed events: claim what may be due, and followers follow again.
             runner.resumed();
             runner.wake();
+        }
+    }
+}
+
+/// Publishes the messages of job `id`, running here, for the nodes that follow it, unless
+/// they are published already.
+pub(super) fn forward_run(runner: &Arc<Runner>, registry: &crate::WorkerRegistry, id: String) {
+    if !runner.follows.forwarding().insert(id.clone()) {
+        return;
+    }
+    match registry.subscribe(&id) {
+        Ok(watcher) => {
+            tokio::spawn(forward(Arc::clone(runner), watcher, id));
+        }
+        Err(_) => {
+            runner.follows.forwarding().remove(&id);
         }
     }
 }

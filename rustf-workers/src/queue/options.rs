@@ -14,6 +14,7 @@ pub struct QueueOptions {
     pub(crate) poll_interval: Duration,
     pub(crate) runs_jobs: bool,
     pub(crate) retention: Option<Duration>,
+    pub(crate) claim_ahead: Option<usize>,
 }
 
 impl Default for QueueOptions {
@@ -26,6 +27,7 @@ impl Default for QueueOptions {
             poll_interval: Duration::from_secs(1),
             runs_jobs: true,
             retention: Some(Duration::from_secs(7 * 24 * 3600)),
+            claim_ahead: None,
         }
     }
 }
@@ -71,6 +73,31 @@ impl QueueOptions {
     pub fn cooldown(mut self, failures: u32, period: Duration) -> Self {
         self.cooldown = (failures, period);
         self
+    }
+
+    /// How many jobs this process may claim beyond `concurrency`, to start each as soon
+    /// as a slot is free, without a round trip to the store; 0 turns it off. Default 4
+    /// times `concurrency`.
+    ///
+    /// What is held ahead follows how long the jobs take here: as many as the slots
+    /// finish in about 25 ms, so short jobs are claimed in batches and the store is not
+    /// asked once per job, while jobs of a second or more are claimed only for a free
+    /// slot and never wait here while another node could run them. None is held before
+    /// a stored job has ended here, nor for workers with a concurrency cap, a daemon
+    /// limit or declared memory, nor while the registry's `set_max_running` is set. A
+    /// job held ahead is claimed (the store shows it `running`, owned by this node): its
+    /// lease is kept, a cancel takes it out at once, and shutdown hands it back
+    /// uncounted. Jobs start in the order they were claimed, so a job of higher
+    /// priority enqueued meanwhile waits for those held ahead.
+    pub fn claim_ahead(mut self, jobs: usize) -> Self {
+        self.claim_ahead = Some(jobs);
+        self
+    }
+
+    /// The most held ahead, [`claim_ahead`](Self::claim_ahead) or its default.
+    pub(crate) fn claim_ahead_max(&self) -> usize {
+        self.claim_ahead
+            .unwrap_or_else(|| self.concurrency.saturating_mul(4))
     }
 
     pub(crate) fn heartbeat_every(&self) -> Duration {

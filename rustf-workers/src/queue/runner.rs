@@ -2,12 +2,13 @@
 //! process, hands each to the run engine as a run whose id is the job's, and stores each
 //! run's outcome, fenced by the claim's epoch, in batches.
 //!
-//! Three tasks per process: the poller (claims when there is room, woken by a local
-//! enqueue, a run's end, the store's notification that jobs became available, or its
-//! poll interval), the heartbeat (`runner/heartbeat.rs`: extends the leases of the jobs
+//! Four tasks per process: the poller (claims when there is room, woken by a local
+//! enqueue, the feeder, the store's notification that jobs became available, or its
+//! poll interval), the feeder (starts the jobs claimed ahead as runs end, `runner/ahead.rs`,
+//! and wakes the poller when a claim is worth its round trip), the heartbeat (`runner/heartbeat.rs`: extends the leases of the jobs
 //! it runs, stops the ones whose lease was lost or whose cancel was asked from elsewhere,
 //! and, on the leader, rescues expired leases), and the writer (stores outcomes, several
-//! per transaction). A store that tells events has a fourth, in `follow.rs`.
+//! per transaction). A store that tells events has a fifth, in `follow.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -27,7 +28,10 @@ use crate::registry::WeakRegistry;
 use crate::run::{Run, RunKeys};
 use crate::{Error, Result, RunStatus};
 
+mod ahead;
 mod heartbeat;
+
+use ahead::{Ahead, Held};
 
 /// One process's side of the durable queue.
 pub(crate) struct Runner {
@@ -37,10 +41,15 @@ pub(crate) struct Runner {
     owner: String,
     options: QueueOptions,
     pub(crate) clock: Arc<Clock>,
-    /// Wakes the poller: a local enqueue, a run's end.
+    /// Wakes the poller: a local enqueue, the feeder.
     wake: Notify,
-    /// The jobs this process holds a lease on, by id, with their claim's epoch.
+    /// Wakes the feeder: a run's end.
+    feed_wake: Notify,
+    /// The jobs this process holds a lease on, by id, with their claim's epoch: those
+    /// running and those held ahead.
     leased: Mutex<HashMap<String, u64>>,
+    /// The jobs claimed here and not started yet.
+    ahead: Ahead,
     /// Jobs whose outcome was sent to the writer and is not stored yet, with their epoch:
     /// their leases are extended still, so that a store out of reach for longer than a
     /// lease does not find them expired, and rescue them, while their outcome waits.
@@ -85,9 +94,11 @@ impl Runner {
             store,
             registry,
             owner: uuid::Uuid::new_v4().to_string(),
+            ahead: Ahead::new(options.claim_ahead_max()),
             options,
             clock: Arc::new(Clock::new()),
             wake: Notify::new(),
+            feed_wake: Notify::new(),
             leased: Mutex::new(HashMap::new()),
             unstored: Mutex::new(HashMap::new()),
             stored_progress: Mutex::new(HashMap::new()),
@@ -128,6 +139,7 @@ impl Runner {
             }
             // Always: durable calls run here even in a process that claims nothing.
             tokio::spawn(heartbeat::heartbeat(Arc::clone(&starting)));
+            tokio::spawn(feeder(Arc::clone(&starting)));
             if starting.options.runs_jobs {
                 tokio::spawn(poll(Arc::clone(&starting)));
                 #[cfg(feature = "cron")]
@@ -282,6 +294,18 @@ impl Runner {
         // SeqCst: read by the poller between claims; orders with the registry's phase.
         self.stopping.store(true, Ordering::SeqCst);
         self.stopped.notify_waiters();
+        self.hand_back();
+    }
+
+    /// Hands the jobs held ahead back to the store, their attempts not counted.
+    fn hand_back(&self) {
+        for Held { job, .. } in self.ahead.take_all() {
+            self.send(Finish {
+                id: job.id,
+                epoch: job.epoch,
+                outcome: FinishOutcome::Requeue,
+            });
+        }
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -321,8 +345,94 @@ impl Runner {
         let Some(registry) = self.registry.upgrade() else {
             return false;
         };
-        let room = self.options.concurrency.saturating_sub(self.leased().len());
-        room > 0 && !self.is_cooling() && !registry.job_room(room).1.is_empty()
+        let Some((run, ahead)) = self.claim_room() else {
+            return false;
+        };
+        !self.is_cooling() && !registry.job_room(run, ahead).1.is_empty()
+    }
+
+    /// What a claim now would be for: jobs to start at once (the free slots that the
+    /// jobs held ahead cannot fill) and jobs to hold ahead; `None` while it is not worth
+    /// a round trip (every slot busy or about to be, and more than half of what is to be
+    /// held ahead still held).
+    fn claim_room(&self) -> Option<(usize, usize)> {
+        let held = self.leased().len();
+        let waiting = self.ahead.len().min(held);
+        let running = held - waiting;
+        let concurrency = self.options.concurrency;
+        let target = self.ahead.target(concurrency);
+        let unfilled = concurrency.saturating_sub(running + waiting);
+        let room = (concurrency + target).saturating_sub(held);
+        let refill = target > 0 && waiting * 2 <= target && room > 0;
+        (unfilled > 0 || refill).then(|| (unfilled, room - unfilled))
+    }
+
+    /// How many of the jobs leased here run (the others are held ahead).
+    fn running(&self) -> usize {
+        let held = self.leased().len();
+        held.saturating_sub(self.ahead.len())
+    }
+
+    /// Starts jobs held ahead while slots are free; then wakes the poller if a claim is
+    /// worth making. Hands them back instead once this process is stopping.
+    fn feed(self: &Arc<Self>) {
+        if self.is_stopping() {
+            self.hand_back();
+            return;
+        }
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        while self.running() < self.options.concurrency {
+            let Some(Held { job, followed }) = self.ahead.pop() else {
+                break;
+            };
+            let id = job.id.clone();
+            let started = self.start_job(&registry, job);
+            if started && followed {
+                follow::forward_run(self, &registry, id);
+            }
+        }
+        if self.claim_room().is_some() {
+            self.wake();
+        }
+    }
+
+    /// A stored job ran here for `elapsed`: how much to claim ahead follows it.
+    pub(super) fn observe_run(&self, elapsed: Duration) {
+        self.ahead.observe(elapsed);
+    }
+
+    /// Marks job `id` followed if it is held ahead here; returns whether it is.
+    pub(super) fn follow_ahead(&self, id: &str) -> bool {
+        self.ahead.follow(id)
+    }
+
+    /// Stops job `id` held here, whose cancel was asked: one held ahead is cancelled
+    /// without starting, a running one as a local cancel would.
+    pub(super) fn cancel_here(&self, registry: &crate::WorkerRegistry, id: &str) {
+        if !self.cancel_ahead(id) {
+            registry.cancel_local(id);
+        }
+    }
+
+    /// Cancels job `id` if it is held ahead here, never started; returns whether it was.
+    fn cancel_ahead(&self, id: &str) -> bool {
+        let Some(Held { job, .. }) = self.ahead.take(id) else {
+            return false;
+        };
+        let error = Error::Cancelled {
+            worker: job.worker,
+            reason: crate::CancelReason::Requested,
+        };
+        self.send(Finish {
+            id: job.id,
+            epoch: job.epoch,
+            outcome: FinishOutcome::Cancelled {
+                error: error.to_string(),
+            },
+        });
+        true
     }
 
     fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
@@ -353,20 +463,23 @@ impl Runner {
             self.unwritten.fetch_sub(1, Ordering::Release);
             self.unstored().remove(&id);
         }
-        self.wake();
+        self.feed_wake.notify_one();
     }
 
-    /// Claims what this process has room for and starts it. Returns how many it started
-    /// (a job the engine refused, a full admission queue say, goes back to the store).
+    /// Claims what this process has room for, to start now and to hold ahead, and starts
+    /// what the free slots take. Returns how many it claimed (a job the engine refuses, a
+    /// full admission queue say, goes back to the store).
     async fn claim(self: &Arc<Self>) -> Result<usize> {
         let Some(registry) = self.registry.upgrade() else {
             return Ok(0);
         };
-        let room = self.options.concurrency.saturating_sub(self.leased().len());
-        if room == 0 || registry.is_shutting_down() || self.is_cooling() {
+        let Some((run, ahead)) = self.claim_room() else {
+            return Ok(0);
+        };
+        if registry.is_shutting_down() || self.is_cooling() {
             return Ok(0);
         }
-        let (limit, workers) = registry.job_room(room);
+        let (limit, workers) = registry.job_room(run, ahead);
         if workers.is_empty() {
             return Ok(0);
         }
@@ -380,21 +493,26 @@ impl Runner {
         // during: its jobs are handed back before `shutdown` returns.
         let claiming = Claiming::new(self);
         let claimed = self.store.claim(self.clock.now_ms(), request).await;
-        let started = claimed.map(|jobs| {
-            let mut started = 0;
+        let claimed = claimed.map(|jobs| {
+            let claimed = jobs.len();
             for job in jobs {
                 let stale = self.leased().insert(job.id.clone(), job.epoch);
                 if stale.is_some() {
                     // Claimed here again after its lease ran out (the store was out of
-                    // reach longer than a lease): the old run stops, its writes refused.
-                    registry.cancel_local(&job.id);
+                    // reach longer than a lease): the old run stops, its writes refused
+                    // (or, still held ahead, it is dropped).
+                    if self.ahead.take(&job.id).is_none() {
+                        registry.cancel_local(&job.id);
+                    }
                 }
-                started += usize::from(self.start_job(&registry, job));
+                self.ahead.push(job);
             }
-            started
+            // Started here (the slots free now), or by the feeder as runs end.
+            self.feed();
+            claimed
         });
         drop(claiming);
-        started
+        claimed
     }
 
     /// Hands a claimed job to the run engine; a job that cannot start now goes back.
@@ -514,12 +632,18 @@ impl Runner {
                 leased.remove(id);
             }
         }
-        registry.cancel_local(id);
+        // Held ahead under that claim: dropped, the store's record is another's now.
+        if self.ahead.take(id).is_none() {
+            registry.cancel_local(id);
+        }
     }
 
     /// Cancels stored job `id` that does not run here: a waiting one at once, a running
     /// one through its owner's next heartbeat.
     pub(crate) async fn cancel_stored(&self, id: &str) -> Result<()> {
+        if self.cancel_ahead(id) {
+            return Ok(());
+        }
         match self.store.cancel(self.clock.now_ms(), id).await? {
             CancelOutcome::Cancelled | CancelOutcome::Running { .. } => {
                 self.written.notify_waiters();
@@ -616,6 +740,27 @@ async fn poll(runner: Arc<Runner>) {
             () = woken => due_untaken = false,
             () = stopped => return,
             () = tokio::time::sleep(wait.min(next_due)) => {}
+        }
+    }
+}
+
+/// Starts the jobs held ahead as runs end (see [`Runner::feed`]); ends once the process
+/// is stopping, having handed them back.
+async fn feeder(runner: Arc<Runner>) {
+    loop {
+        let mut woken = std::pin::pin!(runner.feed_wake.notified());
+        woken.as_mut().enable();
+        let mut stopped = std::pin::pin!(runner.stopped.notified());
+        stopped.as_mut().enable();
+        runner.feed();
+        if runner.is_stopping() || runner.registry.upgrade().is_none() {
+            return;
+        }
+        tokio::select! {
+            () = woken => {}
+            () = stopped => {}
+            // Ends with the registry, as the poller does.
+            () = tokio::time::sleep(runner.options.poll_interval) => {}
         }
     }
 }

@@ -36,6 +36,7 @@ impl RunSink for JobSink {
                 .map_or_else(String::new, ToString::to_string)
         };
         self.runner.count_end(status);
+        self.runner.observe_run(run.started.elapsed());
         let outcome = match status {
             // A daemon that returned because shutdown asked it to stop has stopped, not
             // finished: handed back, to resume from its checkpoint after the next start.

@@ -548,15 +548,18 @@ impl WorkerRegistry {
             .collect()
     }
 
-    /// How many jobs this process may claim now, out of `room`, and of each registered
-    /// worker how many at most: within its concurrency cap and daemon limit, the
-    /// registry's `set_max_running` (for the total), and the free memory pool, shared out
-    /// among the workers that declare memory. (A hint: the admission queue enforces the
-    /// limits; a job claimed past them waits there, leased.)
-    pub(crate) fn job_room(&self, room: usize) -> (usize, Vec<(String, usize)>) {
+    /// How many jobs this process may claim now, `run` to start at once and `ahead` to
+    /// hold until a slot is free, and of each registered worker how many at most: within
+    /// its concurrency cap and daemon limit, the registry's `set_max_running` (for the
+    /// total), and the free memory pool, shared out among the workers that declare
+    /// memory. Only the workers with none of those limits are claimed ahead, and none is
+    /// while `set_max_running` is set. (A hint: the admission queue enforces the limits;
+    /// a job claimed past them waits there, leased.)
+    pub(crate) fn job_room(&self, run: usize, ahead: usize) -> (usize, Vec<(String, usize)>) {
         let (free_runs, mut free_memory) = self.inner.live.admission.free();
-        let room = room.min(free_runs);
-        if room == 0 {
+        let room = run.min(free_runs);
+        let ahead = if free_runs == usize::MAX { ahead } else { 0 };
+        if room + ahead == 0 {
             return (0, Vec::new());
         }
         let catalog = self.inner.catalog.load();
@@ -564,29 +567,33 @@ impl WorkerRegistry {
             .definitions
             .values()
             .filter_map(|definition| {
-                let mut free = match definition.options.concurrency_cap() {
+                let options = &definition.options;
+                let declared = options.declared_memory();
+                let mut free = match options.concurrency_cap() {
                     // Relaxed: a hint; the admission queue enforces the cap itself.
                     Some(cap) => cap.saturating_sub(definition.executing.load(Ordering::Relaxed)),
                     None => room,
                 };
-                if let (true, Some(max)) = (
-                    definition.options.is_daemon(),
-                    definition.options.daemon_limit(),
-                ) {
+                if let (true, Some(max)) = (options.is_daemon(), options.daemon_limit()) {
                     // Relaxed: a hint, as above; `launch` takes the slot exactly.
                     free = free.min(max.saturating_sub(definition.daemons.load(Ordering::Relaxed)));
                 }
                 free = free.min(room);
                 // Declared memory: as many as the pool still holds, taken from it.
-                let declared = definition.options.declared_memory();
                 if let Some(fits) = free_memory.checked_div(declared) {
                     free = free.min(usize::try_from(fits).unwrap_or(usize::MAX));
                     free_memory -= declared.saturating_mul(free as u64);
                 }
+                let unlimited = options.concurrency_cap().is_none()
+                    && !(options.is_daemon() && options.daemon_limit().is_some())
+                    && declared == 0;
+                if unlimited {
+                    free += ahead;
+                }
                 (free > 0).then(|| (definition.name.to_string(), free))
             })
             .collect();
-        (room, workers)
+        (room + ahead, workers)
     }
 
     /// The registered workers' names.

@@ -49,7 +49,7 @@ impl Runner {
             }
         }
         for (id, _) in self.store.cancel_requests(&self.owner).await? {
-            registry.cancel_local(&id);
+            self.cancel_here(&registry, &id);
         }
         self.store_progress(&registry).await?;
         // Not while shutting down: shutdown marks the node stopped, and a beat after that
@@ -58,7 +58,7 @@ impl Runner {
             let cooling = self.cooling_until.load(Ordering::Relaxed);
             let beat = crate::queue::NodeBeat {
                 id: self.owner.clone(),
-                running: u32::try_from(self.leased().len()).unwrap_or(u32::MAX),
+                running: u32::try_from(self.running()).unwrap_or(u32::MAX),
                 memory_used: registry.memory_in_use(),
                 cooling_until_ms: (cooling > self.clock.now_ms()).then_some(cooling),
             };
