@@ -76,13 +76,14 @@ impl QueueOptions {
     }
 
     /// How many jobs this process may claim beyond `concurrency`, to start each as soon
-    /// as a slot is free, without a round trip to the store; 0 turns it off. Default 4
-    /// times `concurrency`.
+    /// as a slot is free, without a round trip to the store; 0 turns it off. Default 8
+    /// times `concurrency` (graphile_worker's throughput configuration holds 100).
     ///
     /// What is held ahead follows how long the jobs take here: as many as the slots
     /// finish in about 25 ms, so short jobs are claimed in batches and the store is not
-    /// asked once per job, while jobs of a second or more are claimed only for a free
-    /// slot and never wait here while another node could run them. None is held before
+    /// asked once per job, while jobs longer than 25 ms times `concurrency` (400 ms at
+    /// 16) are claimed only for a free slot and never wait here while another node could
+    /// run them. None is held before
     /// a stored job has ended here, nor for workers with a concurrency cap, a daemon
     /// limit or declared memory, nor while the registry's `set_max_running` is set. A
     /// job held ahead is claimed (the store shows it `running`, owned by this node): its
@@ -97,7 +98,7 @@ impl QueueOptions {
     /// The most held ahead, [`claim_ahead`](Self::claim_ahead) or its default.
     pub(crate) fn claim_ahead_max(&self) -> usize {
         self.claim_ahead
-            .unwrap_or_else(|| self.concurrency.saturating_mul(4))
+            .unwrap_or_else(|| self.concurrency.saturating_mul(8))
     }
 
     pub(crate) fn heartbeat_every(&self) -> Duration {

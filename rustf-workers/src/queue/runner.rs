@@ -4,11 +4,12 @@
 //!
 //! Four tasks per process: the poller (claims when there is room, woken by a local
 //! enqueue, the feeder, the store's notification that jobs became available, or its
-//! poll interval), the feeder (starts the jobs claimed ahead as runs end, `runner/ahead.rs`,
-//! and wakes the poller when a claim is worth its round trip), the heartbeat (`runner/heartbeat.rs`: extends the leases of the jobs
-//! it runs, stops the ones whose lease was lost or whose cancel was asked from elsewhere,
-//! and, on the leader, rescues expired leases), and the writer (stores outcomes, several
-//! per transaction). A store that tells events has a fifth, in `follow.rs`.
+//! poll interval), the feeder (starts the jobs claimed ahead, `runner/ahead.rs`, as runs
+//! end, and wakes the poller when a claim is worth its round trip), the heartbeat
+//! (`runner/heartbeat.rs`: extends the leases of the jobs it holds, stops the ones whose
+//! lease was lost or whose cancel was asked from elsewhere, and, on the leader, rescues
+//! expired leases), and the writer (stores outcomes, several per transaction). A store
+//! that tells events has a fifth, in `follow.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -638,8 +639,9 @@ impl Runner {
         }
     }
 
-    /// Cancels stored job `id` that does not run here: a waiting one at once, a running
-    /// one through its owner's next heartbeat.
+    /// Cancels stored job `id` that does not run here: one held ahead here or waiting at
+    /// once, one running elsewhere through its owner (its notification or next
+    /// heartbeat).
     pub(crate) async fn cancel_stored(&self, id: &str) -> Result<()> {
         if self.cancel_ahead(id) {
             return Ok(());

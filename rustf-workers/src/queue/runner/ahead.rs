@@ -5,9 +5,9 @@
 //! How many are held ahead follows how long this process's jobs take: enough to keep
 //! every slot busy for [`HORIZON`], never more than the option allows
 //! ([`QueueOptions::claim_ahead`](crate::queue::QueueOptions::claim_ahead)), none until a
-//! stored job has ended here. Short jobs get a full buffer; jobs that take a second or
-//! more get none, so a node never sits on work another node could start now: a job held
-//! ahead waits about [`HORIZON`] at most. A job held ahead is claimed like a running one
+//! stored job has ended here. Short jobs get a full buffer; jobs longer than
+//! [`HORIZON`] times the concurrency get none, so a node never sits on work another node
+//! could start now: a job held ahead waits about [`HORIZON`]. A job held ahead is claimed like a running one
 //! (its lease extended by the heartbeat, its cancel answered, handed back at shutdown).
 
 use std::collections::VecDeque;
