@@ -452,6 +452,47 @@ async fn a_test_asserts_what_was_enqueued_then_drains_it_inline() {
     workers.shutdown().await.unwrap();
 }
 
+/// `drain_jobs` counts the runs it started: a stored job its worker cannot read (stored by
+/// a process whose worker of that name takes anything) is claimed and discarded, not run.
+#[tokio::test]
+async fn drain_counts_the_runs_it_started_not_a_job_discarded_unrun() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let producer = WorkerRegistry::new();
+    producer
+        .register("fixture-echo", |_ctx| async { Ok(()) })
+        .await
+        .unwrap();
+    producer
+        .use_queue_with(
+            SqliteQueue::open(&path).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    let bad = producer
+        .enqueue("fixture-echo", Some(json!({ "txet": "typo" })))
+        .await
+        .unwrap();
+    producer
+        .enqueue("fixture-echo", Some(json!({ "text": "hi" })))
+        .await
+        .unwrap();
+    // `fixture-echo` here reads `{ "text": .. }` (tests/src/workers/echo.rs).
+    let workers = WorkerRegistry::with_linked();
+    workers
+        .use_queue_with(
+            SqliteQueue::open(&path).unwrap(),
+            QueueOptions::new().runs_jobs(false),
+        )
+        .unwrap();
+    assert_eq!(workers.drain_jobs().await.unwrap(), 1);
+    let job = workers.job(&bad).await.unwrap();
+    assert_eq!(job.state, JobState::Discarded, "{job:?}");
+    assert!(job.errors[0].error.contains("fixture-echo"), "{job:?}");
+    workers.shutdown().await.unwrap();
+    producer.shutdown().await.unwrap();
+}
+
 /// A stored job's run has no reader by design: a worker's idle timeout (stop when nobody
 /// listens) does not cut it short.
 #[tokio::test]

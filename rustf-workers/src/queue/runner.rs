@@ -64,6 +64,8 @@ pub(crate) struct Runner {
     written: Notify,
     /// Claims under way.
     claiming: AtomicUsize,
+    /// Runs started here from claims, ever: what `drain` counts.
+    started_runs: AtomicUsize,
     /// Stored jobs in a row that panicked or timed out here (reset by any other end).
     node_failures: AtomicU32,
     /// Until when this node claims nothing (store clock, ms), 0 when it may.
@@ -107,6 +109,7 @@ impl Runner {
             unwritten: AtomicUsize::new(0),
             written: Notify::new(),
             claiming: AtomicUsize::new(0),
+            started_runs: AtomicUsize::new(0),
             node_failures: AtomicU32::new(0),
             cooling_until: AtomicI64::new(0),
             stopping: AtomicBool::new(false),
@@ -323,20 +326,22 @@ impl Runner {
     }
 
     /// Claims and runs every due job, here and now, until none is due and every outcome
-    /// is stored; returns how many it started. For tests: see
+    /// is stored; returns how many runs of claimed jobs started here meanwhile (a job
+    /// the engine refused, an unknown worker say, is not one). For tests: see
     /// [`WorkerRegistry::drain_jobs`](crate::WorkerRegistry::drain_jobs).
     pub(crate) async fn drain(self: &Arc<Self>) -> Result<usize> {
-        let mut started = 0;
+        // Relaxed: a count read before and after; the waits below order the runs' ends.
+        let before = self.started_runs.load(Ordering::Relaxed);
+        let started = || self.started_runs.load(Ordering::Relaxed) - before;
         loop {
             let claimed = self.claim().await?;
-            started += claimed;
             // Wait for what runs here (claimed now or by the poller) to end and be stored.
             self.until_written(|runner| {
                 runner.leased().is_empty() && runner.unwritten.load(Ordering::Acquire) == 0
             })
             .await;
             if claimed == 0 {
-                return Ok(started);
+                return Ok(started());
             }
         }
     }
@@ -519,7 +524,11 @@ impl Runner {
     /// Hands a claimed job to the run engine; a job that cannot start now goes back.
     /// Returns whether it started.
     fn start_job(self: &Arc<Self>, registry: &crate::WorkerRegistry, job: ClaimedJob) -> bool {
-        self.start_claimed(registry, job, false).is_ok()
+        let started = self.start_claimed(registry, job, false).is_ok();
+        // Relaxed: a count for `drain`.
+        self.started_runs
+            .fetch_add(usize::from(started), Ordering::Relaxed);
+        started
     }
 
     /// Hands a job claimed for this process to the run engine, its messages kept for a
