@@ -52,6 +52,7 @@ macro_rules! store_suite {
                 expired_leases_are_rescued,
                 retry_backoff_is_stored,
                 requeue_does_not_count_the_attempt,
+                a_cancel_before_the_start_is_a_waiting_jobs_cancel,
                 cancel_waiting_and_running_jobs,
                 retry_delete_and_prune,
                 cron_ticks_happen_once,
@@ -724,6 +725,43 @@ async fn requeue_does_not_count_the_attempt<F: StoreFactory>() {
     );
     let again = claim_one(&store, T0 + 1, "w").await;
     assert_eq!((again.attempt, again.epoch), (1, 2));
+}
+
+/// A job claimed ahead of a free slot and cancelled before it started ends as a waiting
+/// job's cancel would: cancelled, its attempt not counted, no error; under a stale epoch
+/// it is refused, like every outcome.
+async fn a_cancel_before_the_start_is_a_waiting_jobs_cancel<F: StoreFactory>() {
+    let db = F::create();
+    let store = db.open();
+    enqueue(&store, T0, vec![job("held", "w")]).await;
+    let claimed = claim_one(&store, T0, "w").await;
+    let mut stale = finish(&claimed, FinishOutcome::CancelledBeforeStart);
+    stale.epoch += 1;
+    assert_eq!(store.finish(T0 + 1, vec![stale]).await.unwrap(), [false]);
+    let applied = store
+        .finish(
+            T0 + 2,
+            vec![finish(&claimed, FinishOutcome::CancelledBeforeStart)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, [true]);
+    let got = store.get("held").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.state,
+            got.attempt,
+            got.finished_at_ms,
+            got.owner.as_deref()
+        ),
+        (JobState::Cancelled, 0, Some(T0 + 2), None)
+    );
+    assert!(got.errors.is_empty(), "{got:?}");
+    assert!(store
+        .claim(T0 + 60, request("node-a", &[("w", 9)], 9))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn cancel_waiting_and_running_jobs<F: StoreFactory>() {

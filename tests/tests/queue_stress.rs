@@ -467,7 +467,12 @@ fn check_job(
         }
         _ => {}
     }
-    if u64::from(record.attempt) != record.epoch {
+    // Cancelled while held ahead of a free slot (claimed, never started): that claim is
+    // not an attempt, as for a job cancelled while it waited.
+    let cancelled_unstarted = end.is_none()
+        && record.state == JobState::Cancelled
+        && record.epoch == u64::from(record.attempt) + 1;
+    if u64::from(record.attempt) != record.epoch && !cancelled_unstarted {
         problem(format!(
             "{} attempts counted for {} claims",
             record.attempt, record.epoch

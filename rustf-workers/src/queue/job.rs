@@ -259,6 +259,10 @@ pub enum FinishOutcome {
     /// Shutdown stopped it and hands it back: available again at once, and this attempt
     /// is not counted.
     Requeue,
+    /// It was cancelled before it started: claimed ahead of a free slot, it never ran.
+    /// The job is cancelled as a waiting one is: this attempt not counted, no error
+    /// recorded.
+    CancelledBeforeStart,
 }
 
 /// One failed attempt, as stored on the job.

@@ -87,8 +87,8 @@ impl QueueOptions {
     /// a stored job has ended here, nor for workers with a concurrency cap, a daemon
     /// limit or declared memory, nor while the registry's `set_max_running` is set. A
     /// job held ahead is claimed (the store shows it `running`, owned by this node): its
-    /// lease is kept, a cancel takes it out at once, and shutdown hands it back
-    /// uncounted. Jobs start in the order they were claimed, so a job of higher
+    /// lease is kept, a cancel takes it out at once (cancelled as a waiting job is, its
+    /// attempt not counted), and shutdown hands it back uncounted. Jobs start in the order they were claimed, so a job of higher
     /// priority enqueued meanwhile waits for those held ahead.
     pub fn claim_ahead(mut self, jobs: usize) -> Self {
         self.claim_ahead = Some(jobs);

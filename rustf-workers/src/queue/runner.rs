@@ -422,21 +422,16 @@ impl Runner {
         }
     }
 
-    /// Cancels job `id` if it is held ahead here, never started; returns whether it was.
+    /// Cancels job `id` if it is held ahead here, never started (as a waiting job's
+    /// cancel: its attempt not counted); returns whether it was.
     fn cancel_ahead(&self, id: &str) -> bool {
         let Some(Held { job, .. }) = self.ahead.take(id) else {
             return false;
         };
-        let error = Error::Cancelled {
-            worker: job.worker,
-            reason: crate::CancelReason::Requested,
-        };
         self.send(Finish {
             id: job.id,
             epoch: job.epoch,
-            outcome: FinishOutcome::Cancelled {
-                error: error.to_string(),
-            },
+            outcome: FinishOutcome::CancelledBeforeStart,
         });
         true
     }

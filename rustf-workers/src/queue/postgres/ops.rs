@@ -379,6 +379,7 @@ pub(super) async fn finish(c: &Object, now: i64, finishes: &[Finish]) -> Done<Ve
             FinishOutcome::Discard { error } => ("discard", None, Some(error)),
             FinishOutcome::Cancelled { error } => ("cancelled", None, Some(error)),
             FinishOutcome::Requeue => ("requeue", None, None),
+            FinishOutcome::CancelledBeforeStart => ("unstarted", None, None),
         };
         kinds.push(kind);
         due.push(at);

@@ -149,14 +149,16 @@ pub(super) const CLAIM_JOBS: &str = concat!(
 // ---- finish, extend (each fenced: id, epoch, still running) --------------------------
 
 /// Writes a batch of outcomes at ?6: ids ?1, epochs ?2, kinds ?3 (`completed`, `retry`,
-/// `discard`, `cancelled`, `requeue`), retry due times ?4, errors ?5 (appended to the
+/// `discard`, `cancelled`, `requeue`, `unstarted`: cancelled before it started), retry
+/// due times ?4, errors ?5 (appended to the
 /// job's errors when not NULL); returns the positions that applied.
 ///
 /// A job named twice in the batch under its current epoch is written by the first of
 /// those outcomes only (the later ones would find it no longer running, as on SQLite,
 /// where they run one after another); one under a stale epoch never applies. A retry or a requeue of
 /// a job whose cancel was asked while it ran cancels it instead: the cancel was answered.
-/// A requeue does not count the attempt. Index: the `UNIQUE` on `id`.
+/// A requeue does not count the attempt, nor does a cancel before the start.
+/// Index: the `UNIQUE` on `id`.
 pub(super) const FINISH_JOBS: &str = "
     WITH f AS (
         SELECT DISTINCT ON (id, epoch) id, epoch, kind, at_ms, error, i
@@ -168,12 +170,13 @@ pub(super) const FINISH_JOBS: &str = "
     SET state = CASE
             WHEN f.kind = 'completed' THEN 'completed'
             WHEN f.kind = 'discard' THEN 'discarded'
-            WHEN f.kind = 'cancelled' OR jobs.cancel_requested THEN 'cancelled'
+            WHEN f.kind IN ('cancelled', 'unstarted') OR jobs.cancel_requested THEN 'cancelled'
             WHEN f.kind = 'retry' THEN 'retrying'
             ELSE 'available'
         END,
         finished_at = CASE
-            WHEN f.kind IN ('completed', 'discard', 'cancelled') OR jobs.cancel_requested
+            WHEN f.kind IN ('completed', 'discard', 'cancelled', 'unstarted')
+                 OR jobs.cancel_requested
             THEN $6::bigint
             ELSE jobs.finished_at
         END,
@@ -183,7 +186,8 @@ pub(super) const FINISH_JOBS: &str = "
             ELSE jobs.run_at
         END,
         attempt = CASE
-            WHEN f.kind = 'requeue' AND NOT jobs.cancel_requested THEN jobs.attempt - 1
+            WHEN f.kind = 'unstarted' OR (f.kind = 'requeue' AND NOT jobs.cancel_requested)
+            THEN jobs.attempt - 1
             ELSE jobs.attempt
         END,
         owner = NULL, lease_until = NULL,

@@ -152,6 +152,9 @@ pub(super) fn finish(conn: &Connection, now: i64, finishes: &[Finish]) -> Done<V
                 FinishOutcome::Requeue => conn
                     .prepare_cached(REQUEUE_JOB)?
                     .execute(params![id, epoch, now])?,
+                FinishOutcome::CancelledBeforeStart => conn
+                    .prepare_cached(CANCEL_UNSTARTED_JOB)?
+                    .execute(params![id, epoch, now])?,
             };
             // A stored job's checkpoint is its row's (`SAVE_CHECKPOINT`, fenced): nothing
             // else to remove with its outcome.

@@ -113,6 +113,14 @@ pub(super) const REQUEUE_JOB: &str = "
         owner = NULL, lease_until = NULL
     WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
 
+/// Cancels at ?3 a claimed job that never started (held ahead of a free slot), its
+/// attempt not counted, as a waiting job's cancel.
+pub(super) const CANCEL_UNSTARTED_JOB: &str = "
+    UPDATE jobs
+    SET state = 'cancelled', finished_at = ?3, attempt = attempt - 1,
+        owner = NULL, lease_until = NULL
+    WHERE id = ?1 AND epoch = ?2 AND state = 'running'";
+
 /// Extends to ?4 the lease of owner ?3 on job ?1 under epoch ?2.
 pub(super) const EXTEND_LEASE: &str = "
     UPDATE jobs SET lease_until = ?4
