@@ -150,8 +150,8 @@ pub(super) const CLAIM_JOBS: &str = concat!(
 
 /// Writes a batch of outcomes at ?6: ids ?1, epochs ?2, kinds ?3 (`completed`, `retry`,
 /// `discard`, `cancelled`, `requeue`, `unstarted`: cancelled before it started), retry
-/// due times ?4, errors ?5 (appended to the
-/// job's errors when not NULL); returns the positions that applied.
+/// due times ?4, errors ?5 (appended to the job's errors when not NULL); returns the
+/// positions that applied.
 ///
 /// A job named twice in the batch under its current epoch is written by the first of
 /// those outcomes only (the later ones would find it no longer running, as on SQLite,

@@ -7,8 +7,9 @@
 //! ([`QueueOptions::claim_ahead`](crate::queue::QueueOptions::claim_ahead)), none until a
 //! stored job has ended here. Short jobs get a full buffer; jobs longer than
 //! [`HORIZON`] times the concurrency get none, so a node never sits on work another node
-//! could start now: a job held ahead waits about [`HORIZON`]. A job held ahead is claimed like a running one
-//! (its lease extended by the heartbeat, its cancel answered, handed back at shutdown).
+//! could start now: a job held ahead waits about [`HORIZON`]. A job held ahead is claimed
+//! like a running one (its lease extended by the heartbeat, its cancel answered, handed
+//! back at shutdown).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
