@@ -15,15 +15,17 @@
 //! database per measurement and side. graphile_worker runs in two configurations
 //! ([`Config`]): its defaults, and the throughput-oriented one its guide documents (a
 //! local queue of 100 jobs, completions batched every 5 ms, a poll every 500 ms). Both
-//! sides run 16 jobs at once per node and the same no-op handler; a node is one queue
-//! instance with a pool of its own (ours: a `WorkerRegistry` on a `PostgresQueue`;
-//! graphile_worker: a `Worker` with its own pool), and the three-node drains run three of
-//! them in this process, on one runtime.
+//! sides run 16 jobs at once per node and the same no-op handler (which sleeps 2 ms in
+//! the drains of jobs that take a while, against the fast configuration only, where one
+//! node's slots rather than the machine bound a node); a node is one queue instance with
+//! a pool of its own (ours: a `WorkerRegistry` on a `PostgresQueue`; graphile_worker: a
+//! `Worker` with its own pool), and the three-node drains run three of them in this
+//! process, on one runtime.
 
 mod common;
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,24 @@ const NOOP: &str = "noop";
 
 /// The peer, as the lines name it.
 const PEER: &str = "graphile_worker";
+
+/// How long each job's handler works, in µs, on both sides: 0 (a no-op) but in the
+/// drains of jobs that take a while ([`WORK`]).
+static WORK_US: AtomicU64 = AtomicU64::new(0);
+
+/// The work of a job in the drains where nodes have something to add: long enough that
+/// one node's 16 slots, not the machine, bound its drain (16 / 2 ms = 8,000 jobs/s).
+const WORK: Duration = Duration::from_millis(2);
+
+/// What each handler does, on both sides: marks its start, then works for [`WORK_US`].
+async fn handle() {
+    job_started();
+    // Relaxed: set before the drain's nodes start, read by their handlers.
+    let work = WORK_US.load(Ordering::Relaxed);
+    if work > 0 {
+        tokio::time::sleep(Duration::from_micros(work)).await;
+    }
+}
 
 /// graphile_worker's schema, its default.
 const SCHEMA: &str = "graphile_worker";
@@ -176,7 +196,7 @@ impl TaskHandler for Noop {
     const IDENTIFIER: &'static str = NOOP;
 
     async fn run(self, _ctx: WorkerContext) -> impl IntoTaskHandlerResult {
-        job_started();
+        handle().await;
         Ok::<(), String>(())
     }
 }
@@ -198,7 +218,7 @@ async fn ours_node(queue: PostgresQueue, runs_jobs: bool) -> WorkerRegistry {
     let workers = WorkerRegistry::new();
     workers
         .register(NOOP, |_ctx| async {
-            job_started();
+            handle().await;
             Ok(())
         })
         .await
@@ -350,6 +370,40 @@ async fn bench() {
                 }
             }
         }
+    }
+
+    // Jobs that take a while: one node's slots bound its drain, so more nodes have
+    // something to add (on this machine, no-op drains are bound by its two cores).
+    let work_ms = WORK.as_millis();
+    for (nodes, name) in [(1, "one node"), (NODES, "three nodes")] {
+        let label = format!(
+            "drain throughput of {} jobs of {work_ms} ms at concurrency {CONCURRENCY}, {name}",
+            sizes.drain
+        );
+        if !selected(&label) {
+            continue;
+        }
+        let (n, cap) = (sizes.drain, sizes.drain_cap);
+        WORK_US.store(u64::try_from(WORK.as_micros()).unwrap(), Ordering::Relaxed);
+        let ours = if runs("ours") {
+            Some(ours_drain(n, nodes, cap).await)
+        } else {
+            None
+        };
+        // Against the fast configuration only: the default takes 16 jobs a poll, capped.
+        let config = Config::Fast;
+        let peer = if runs(config.side()) {
+            Some(peer_drain(config, n, nodes, cap).await)
+        } else {
+            None
+        };
+        WORK_US.store(0, Ordering::Relaxed);
+        rates(
+            &format!("{label}, against {}", config.label()),
+            PEER,
+            ours.map(|d| d.rate()),
+            peer.map(|d| d.rate()),
+        );
     }
 
     let label = "enqueue-to-start latency";
