@@ -94,6 +94,17 @@ async fn until_claimed(workers: &WorkerRegistry, done: impl Fn(&[JobRecord]) -> 
     panic!("never: {:?}", claimed(workers).await);
 }
 
+/// Waits until `n` runs execute here (a claim is stored before its runs start).
+async fn until_running(workers: &WorkerRegistry, n: usize) {
+    for _ in 0..2_000 {
+        if workers.running().await.unwrap().len() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("never {n} running: {:?}", workers.running().await.unwrap());
+}
+
 /// Runs one job of `worker` to its end: the mean run time that claim-ahead follows.
 async fn run_one(workers: &WorkerRegistry, worker: &str) {
     let id = workers.enqueue(worker, None).await.unwrap();
@@ -115,7 +126,7 @@ async fn short_jobs_are_claimed_ahead_yet_no_more_than_concurrency_run_and_shutd
     let ids = enqueue_gated(&workers, 10).await;
     // Two run, four more are claimed ahead: six claimed in all.
     until_claimed(&workers, |jobs| jobs.len() == CONCURRENCY + 4).await;
-    assert_eq!(workers.running().await.unwrap().len(), CONCURRENCY);
+    until_running(&workers, CONCURRENCY).await;
     // Give the poller time to claim more, were it to.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(claimed(&workers).await.len(), CONCURRENCY + 4);
@@ -137,6 +148,7 @@ async fn a_job_held_ahead_runs_as_a_slot_frees_and_a_cancel_takes_one_out_unrun(
     run_one(&workers, "quick").await;
     let ids = enqueue_gated(&workers, 6).await;
     until_claimed(&workers, |jobs| jobs.len() == 6).await;
+    until_running(&workers, CONCURRENCY).await;
     let running: HashSet<String> = workers.running().await.unwrap().into_iter().collect();
     let ahead: Vec<&String> = ids.iter().filter(|id| !running.contains(*id)).collect();
     assert_eq!(ahead.len(), 4, "{running:?}");
@@ -187,17 +199,21 @@ async fn a_job_held_ahead_runs_as_a_slot_frees_and_a_cancel_takes_one_out_unrun(
 async fn jobs_held_ahead_longer_than_a_lease_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let options = options()
-        .lease(Duration::from_millis(300))
+        .lease(Duration::from_millis(600))
         .heartbeat(Duration::from_millis(50));
     let (workers, seen, release) = node(&dir.path().join("jobs.db"), options).await;
     run_one(&workers, "quick").await;
     let ids = enqueue_gated(&workers, 6).await;
     until_claimed(&workers, |jobs| jobs.len() == 6).await;
     // Three leases long, with the heartbeat and the rescue running.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
     release.add_permits(ids.len());
     for id in &ids {
-        let job = workers.await_job(id).await.unwrap();
+        // A job run twice (rescued, claimed again) would wait for a permit for ever.
+        let job = tokio::time::timeout(Duration::from_secs(10), workers.await_job(id))
+            .await
+            .expect("each job runs once")
+            .unwrap();
         assert_eq!(job.state, JobState::Completed, "{job:?}");
         assert_eq!(job.attempt, 1, "{job:?}");
         assert!(job.errors.is_empty(), "{job:?}");
