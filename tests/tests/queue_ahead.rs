@@ -222,15 +222,15 @@ async fn jobs_held_ahead_longer_than_a_lease_keep_it() {
     workers.shutdown().await.unwrap();
 }
 
-/// Jobs that take longer than claim-ahead's horizon are claimed only for a free slot,
-/// so a process never sits on work another could start: here nothing is held ahead.
-#[tokio::test]
-async fn long_jobs_are_not_claimed_ahead() {
+/// After one job of `first`, six gated jobs: only the free slots' two are claimed, and
+/// no more however long the poller looks; then all six complete.
+async fn claims_only_free_slots(options: QueueOptions, first: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (workers, _seen, release) = node(&dir.path().join("jobs.db"), options()).await;
-    run_one(&workers, "slow").await;
+    let (workers, _seen, release) = node(&dir.path().join("jobs.db"), options).await;
+    run_one(&workers, first).await;
     let ids = enqueue_gated(&workers, 6).await;
     until_claimed(&workers, |jobs| jobs.len() == CONCURRENCY).await;
+    // Give the poller time to claim more, were it to.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(claimed(&workers).await.len(), CONCURRENCY);
     release.add_permits(ids.len());
@@ -243,20 +243,15 @@ async fn long_jobs_are_not_claimed_ahead() {
     workers.shutdown().await.unwrap();
 }
 
+/// Jobs that take longer than claim-ahead's horizon are claimed only for a free slot,
+/// so a process never sits on work another could start: here nothing is held ahead.
+#[tokio::test]
+async fn long_jobs_are_not_claimed_ahead() {
+    claims_only_free_slots(options(), "slow").await;
+}
+
 /// Off, nothing is claimed beyond the free slots, however short the jobs.
 #[tokio::test]
 async fn claim_ahead_zero_claims_only_for_free_slots() {
-    let dir = tempfile::tempdir().unwrap();
-    let (workers, _seen, release) =
-        node(&dir.path().join("jobs.db"), options().claim_ahead(0)).await;
-    run_one(&workers, "quick").await;
-    let ids = enqueue_gated(&workers, 6).await;
-    until_claimed(&workers, |jobs| jobs.len() == CONCURRENCY).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(claimed(&workers).await.len(), CONCURRENCY);
-    release.add_permits(ids.len());
-    for id in &ids {
-        workers.await_job(id).await.unwrap();
-    }
-    workers.shutdown().await.unwrap();
+    claims_only_free_slots(options().claim_ahead(0), "quick").await;
 }
