@@ -23,8 +23,9 @@ struct Seen {
     most: AtomicUsize,
 }
 
-/// A registry on `path` whose worker `gate` runs until `release` gives it a permit, and
-/// whose worker `quick` ends at once (a short job, for the mean run time).
+/// A registry on `path` whose worker `gate` runs until `release` gives it a permit, whose
+/// `quick` ends at once and whose `slow` takes 200 ms (a short job and a long one, for
+/// the mean run time that claim-ahead follows).
 async fn node(
     path: &std::path::Path,
     options: QueueOptions,
