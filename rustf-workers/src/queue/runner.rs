@@ -8,8 +8,9 @@
 //! end, and wakes the poller when a claim is worth its round trip), the heartbeat
 //! (`runner/heartbeat.rs`: extends the leases of the jobs it holds, stops the ones whose
 //! lease was lost or whose cancel was asked from elsewhere, and, on the leader, rescues
-//! expired leases), and the writer (stores outcomes, several per transaction). A store
-//! that tells events has a fifth, in `follow.rs`.
+//! expired leases), and the writer (`runner/writer.rs`: stores outcomes, several per
+//! transaction). A store that tells events has a fifth, in `follow.rs`; with the `cron`
+//! feature, a sixth enqueues the schedules' ticks (`runner/cron.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -30,9 +31,12 @@ use crate::run::{Run, RunKeys};
 use crate::{Error, Result, RunStatus};
 
 mod ahead;
+#[cfg(feature = "cron")]
+mod cron;
 mod heartbeat;
+mod writer;
 
-use ahead::{Ahead, Held};
+use ahead::Ahead;
 
 /// One process's side of the durable queue.
 pub(crate) struct Runner {
@@ -124,7 +128,7 @@ impl Runner {
         }
         // The writer holds the runner weakly: the runner holds the writer's sender, and a
         // strong hold both ways kept the runner, its store and the writer for ever.
-        tokio::spawn(write_outcomes(
+        tokio::spawn(writer::write_outcomes(
             Arc::clone(&runner.store),
             Arc::clone(&runner.clock),
             Arc::downgrade(&runner),
@@ -143,11 +147,11 @@ impl Runner {
             }
             // Always: durable calls run here even in a process that claims nothing.
             tokio::spawn(heartbeat::heartbeat(Arc::clone(&starting)));
-            tokio::spawn(feeder(Arc::clone(&starting)));
+            tokio::spawn(ahead::feeder(Arc::clone(&starting)));
             if starting.options.runs_jobs {
                 tokio::spawn(poll(Arc::clone(&starting)));
                 #[cfg(feature = "cron")]
-                tokio::spawn(cron(starting));
+                tokio::spawn(cron::cron(starting));
             }
         });
         runner
@@ -301,17 +305,6 @@ impl Runner {
         self.hand_back();
     }
 
-    /// Hands the jobs held ahead back to the store, their attempts not counted.
-    fn hand_back(&self) {
-        for Held { job, .. } in self.ahead.take_all() {
-            self.send(Finish {
-                id: job.id,
-                epoch: job.epoch,
-                outcome: FinishOutcome::Requeue,
-            });
-        }
-    }
-
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -355,85 +348,6 @@ impl Runner {
             return false;
         };
         !self.is_cooling() && !registry.job_room(run, ahead).1.is_empty()
-    }
-
-    /// What a claim now would be for: jobs to start at once (the free slots that the
-    /// jobs held ahead cannot fill) and jobs to hold ahead; `None` while it is not worth
-    /// a round trip (every slot busy or about to be, and more than half of what is to be
-    /// held ahead still held).
-    fn claim_room(&self) -> Option<(usize, usize)> {
-        let held = self.leased().len();
-        let waiting = self.ahead.len().min(held);
-        let running = held - waiting;
-        let concurrency = self.options.concurrency;
-        let target = self.ahead.target(concurrency);
-        let unfilled = concurrency.saturating_sub(running + waiting);
-        let room = (concurrency + target).saturating_sub(held);
-        let refill = target > 0 && waiting * 2 <= target && room > 0;
-        (unfilled > 0 || refill).then(|| (unfilled, room - unfilled))
-    }
-
-    /// How many of the jobs leased here run (the others are held ahead).
-    fn running(&self) -> usize {
-        let held = self.leased().len();
-        held.saturating_sub(self.ahead.len())
-    }
-
-    /// Starts jobs held ahead while slots are free; then wakes the poller if a claim is
-    /// worth making. Hands them back instead once this process is stopping.
-    fn feed(self: &Arc<Self>) {
-        if self.is_stopping() {
-            self.hand_back();
-            return;
-        }
-        let Some(registry) = self.registry.upgrade() else {
-            return;
-        };
-        while self.running() < self.options.concurrency {
-            let Some(Held { job, followed }) = self.ahead.pop() else {
-                break;
-            };
-            let id = job.id.clone();
-            let started = self.start_job(&registry, job);
-            if started && followed {
-                follow::forward_run(self, &registry, id);
-            }
-        }
-        if self.claim_room().is_some() {
-            self.wake();
-        }
-    }
-
-    /// A stored job ran here for `elapsed`: how much to claim ahead follows it.
-    pub(super) fn observe_run(&self, elapsed: Duration) {
-        self.ahead.observe(elapsed);
-    }
-
-    /// Marks job `id` followed if it is held ahead here; returns whether it is.
-    pub(super) fn follow_ahead(&self, id: &str) -> bool {
-        self.ahead.follow(id)
-    }
-
-    /// Stops job `id` held here, whose cancel was asked: one held ahead is cancelled
-    /// without starting, a running one as a local cancel would.
-    pub(super) fn cancel_here(&self, registry: &crate::WorkerRegistry, id: &str) {
-        if !self.cancel_ahead(id) {
-            registry.cancel_local(id);
-        }
-    }
-
-    /// Cancels job `id` if it is held ahead here, never started (as a waiting job's
-    /// cancel: its attempt not counted); returns whether it was.
-    fn cancel_ahead(&self, id: &str) -> bool {
-        let Some(Held { job, .. }) = self.ahead.take(id) else {
-            return false;
-        };
-        self.send(Finish {
-            id: job.id,
-            epoch: job.epoch,
-            outcome: FinishOutcome::CancelledBeforeStart,
-        });
-        true
     }
 
     fn leased(&self) -> MutexGuard<'_, HashMap<String, u64>> {
@@ -746,142 +660,6 @@ async fn poll(runner: Arc<Runner>) {
             () = woken => due_untaken = false,
             () = stopped => return,
             () = tokio::time::sleep(wait.min(next_due)) => {}
-        }
-    }
-}
-
-/// Starts the jobs held ahead as runs end (see [`Runner::feed`]); ends once the process
-/// is stopping, having handed them back.
-async fn feeder(runner: Arc<Runner>) {
-    loop {
-        let mut woken = std::pin::pin!(runner.feed_wake.notified());
-        woken.as_mut().enable();
-        let mut stopped = std::pin::pin!(runner.stopped.notified());
-        stopped.as_mut().enable();
-        runner.feed();
-        if runner.is_stopping() || runner.registry.upgrade().is_none() {
-            return;
-        }
-        tokio::select! {
-            () = woken => {}
-            () = stopped => {}
-            // Ends with the registry, as the poller does.
-            () = tokio::time::sleep(runner.options.poll_interval) => {}
-        }
-    }
-}
-
-/// Stores outcomes, as many per transaction as have arrived, and never drops one: a
-/// failed write is tried again. Ends once the runner is gone and every outcome it sent is
-/// stored.
-async fn write_outcomes(
-    store: Arc<dyn JobStore>,
-    clock: Arc<Clock>,
-    runner: std::sync::Weak<Runner>,
-    mut outcomes: mpsc::UnboundedReceiver<Finish>,
-) {
-    const BATCH: usize = 256;
-    let mut batch = Vec::with_capacity(BATCH);
-    while outcomes.recv_many(&mut batch, BATCH).await > 0 {
-        let mut retry = Duration::from_millis(10);
-        loop {
-            match store.finish(clock.now_ms(), batch.clone()).await {
-                Ok(applied) => {
-                    for (finish, applied) in batch.iter().zip(applied) {
-                        if !applied {
-                            log::warn!(
-                                target: "rustf_workers::queue",
-                                "[job:{}] outcome refused: its lease was taken over",
-                                finish.id,
-                            );
-                        }
-                    }
-                    break;
-                }
-                Err(err) => {
-                    log::warn!(target: "rustf_workers::queue", "storing job outcomes: {err}");
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        if let Some(runner) = runner.upgrade() {
-            {
-                let mut unstored = runner.unstored();
-                for finish in &batch {
-                    if unstored.get(&finish.id) == Some(&finish.epoch) {
-                        unstored.remove(&finish.id);
-                    }
-                }
-            }
-            // Release: pairs with `flush`'s Acquire.
-            runner.unwritten.fetch_sub(batch.len(), Ordering::Release);
-            runner.written.notify_waiters();
-        }
-        batch.clear();
-    }
-}
-
-/// Enqueues the ticks of the registered workers' cron schedules as they fall due. Every
-/// process that runs jobs does this; the store enqueues each tick once, whoever asks.
-#[cfg(feature = "cron")]
-async fn cron(runner: Arc<Runner>) {
-    use super::cron::{enqueue_due, next_wake, CronSchedule, MissedTicks};
-
-    let schedules: Vec<(String, CronSchedule, super::NewJob)> = match runner.registry.upgrade() {
-        Some(registry) => registry
-            .cron_jobs()
-            .into_iter()
-            .filter_map(|(name, expr, job)| {
-                // Checked at registration; a schedule that fails here is skipped, not fatal.
-                CronSchedule::parse(expr)
-                    .ok()
-                    .map(|schedule| (name, schedule, job))
-            })
-            .collect(),
-        None => return,
-    };
-    if schedules.is_empty() {
-        return;
-    }
-    loop {
-        let now = runner.clock.now_ms();
-        for (worker, schedule, template) in &schedules {
-            let make_job = |_tick: i64| {
-                let mut job = template.clone();
-                job.id = uuid::Uuid::new_v4().to_string();
-                job
-            };
-            match enqueue_due(
-                &*runner.store,
-                now,
-                worker,
-                schedule,
-                MissedTicks::default(),
-                make_job,
-            )
-            .await
-            {
-                Ok(ticks) if !ticks.is_empty() => runner.wake(),
-                Ok(_) => {}
-                Err(err) => {
-                    log::warn!(target: "rustf_workers::queue", "[Worker:{worker}] cron: {err}");
-                }
-            }
-        }
-        let now = runner.clock.now_ms();
-        let wake = next_wake(schedules.iter().map(|(_, schedule, _)| schedule), now)
-            .map_or(runner.options.poll_interval, |at| {
-                Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
-            });
-        let mut stopped = std::pin::pin!(runner.stopped.notified());
-        stopped.as_mut().enable();
-        if runner.is_stopping() {
-            return;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wake.max(Duration::from_millis(1))) => {}
-            () = stopped => return,
         }
     }
 }

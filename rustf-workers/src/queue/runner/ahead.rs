@@ -10,13 +10,19 @@
 //! could start now: a job held ahead waits about [`HORIZON`]. A job held ahead is claimed
 //! like a running one (its lease extended by the heartbeat, its cancel answered, handed
 //! back at shutdown).
+//!
+//! Here are the buffer ([`Ahead`]), the runner's side of it (how much a claim asks for,
+//! starting held jobs as slots free, cancelling and handing them back), and the feeder
+//! task that starts them as runs end.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::queue::ClaimedJob;
+use super::Runner;
+use crate::queue::follow;
+use crate::queue::{ClaimedJob, Finish, FinishOutcome};
 
 /// About how long a job held ahead waits for a slot: what is held ahead is what the slots
 /// finish in this time, at the mean run time seen here.
@@ -126,6 +132,119 @@ impl Ahead {
     /// Takes every job out (shutdown hands them back).
     pub(super) fn take_all(&self) -> Vec<Held> {
         self.jobs().drain(..).collect()
+    }
+}
+
+impl Runner {
+    /// Hands the jobs held ahead back to the store, their attempts not counted.
+    pub(super) fn hand_back(&self) {
+        for Held { job, .. } in self.ahead.take_all() {
+            self.send(Finish {
+                id: job.id,
+                epoch: job.epoch,
+                outcome: FinishOutcome::Requeue,
+            });
+        }
+    }
+
+    /// What a claim now would be for: jobs to start at once (the free slots that the
+    /// jobs held ahead cannot fill) and jobs to hold ahead; `None` while it is not worth
+    /// a round trip (every slot busy or about to be, and more than half of what is to be
+    /// held ahead still held).
+    pub(super) fn claim_room(&self) -> Option<(usize, usize)> {
+        let held = self.leased().len();
+        let waiting = self.ahead.len().min(held);
+        let running = held - waiting;
+        let concurrency = self.options.concurrency;
+        let target = self.ahead.target(concurrency);
+        let unfilled = concurrency.saturating_sub(running + waiting);
+        let room = (concurrency + target).saturating_sub(held);
+        let refill = target > 0 && waiting * 2 <= target && room > 0;
+        (unfilled > 0 || refill).then(|| (unfilled, room - unfilled))
+    }
+
+    /// How many of the jobs leased here run (the others are held ahead).
+    pub(super) fn running(&self) -> usize {
+        let held = self.leased().len();
+        held.saturating_sub(self.ahead.len())
+    }
+
+    /// Starts jobs held ahead while slots are free; then wakes the poller if a claim is
+    /// worth making. Hands them back instead once this process is stopping.
+    pub(super) fn feed(self: &Arc<Self>) {
+        if self.is_stopping() {
+            self.hand_back();
+            return;
+        }
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        while self.running() < self.options.concurrency {
+            let Some(Held { job, followed }) = self.ahead.pop() else {
+                break;
+            };
+            let id = job.id.clone();
+            let started = self.start_job(&registry, job);
+            if started && followed {
+                follow::forward_run(self, &registry, id);
+            }
+        }
+        if self.claim_room().is_some() {
+            self.wake();
+        }
+    }
+
+    /// A stored job ran here for `elapsed`: how much to claim ahead follows it.
+    pub(in crate::queue) fn observe_run(&self, elapsed: Duration) {
+        self.ahead.observe(elapsed);
+    }
+
+    /// Marks job `id` followed if it is held ahead here; returns whether it is.
+    pub(in crate::queue) fn follow_ahead(&self, id: &str) -> bool {
+        self.ahead.follow(id)
+    }
+
+    /// Stops job `id` held here, whose cancel was asked: one held ahead is cancelled
+    /// without starting, a running one as a local cancel would.
+    pub(in crate::queue) fn cancel_here(&self, registry: &crate::WorkerRegistry, id: &str) {
+        if !self.cancel_ahead(id) {
+            registry.cancel_local(id);
+        }
+    }
+
+    /// Cancels job `id` if it is held ahead here, never started (as a waiting job's
+    /// cancel: its attempt not counted); returns whether it was.
+    pub(super) fn cancel_ahead(&self, id: &str) -> bool {
+        let Some(Held { job, .. }) = self.ahead.take(id) else {
+            return false;
+        };
+        self.send(Finish {
+            id: job.id,
+            epoch: job.epoch,
+            outcome: FinishOutcome::CancelledBeforeStart,
+        });
+        true
+    }
+}
+
+/// Starts the jobs held ahead as runs end (see [`Runner::feed`]); ends once the process
+/// is stopping, having handed them back.
+pub(super) async fn feeder(runner: Arc<Runner>) {
+    loop {
+        let mut woken = std::pin::pin!(runner.feed_wake.notified());
+        woken.as_mut().enable();
+        let mut stopped = std::pin::pin!(runner.stopped.notified());
+        stopped.as_mut().enable();
+        runner.feed();
+        if runner.is_stopping() || runner.registry.upgrade().is_none() {
+            return;
+        }
+        tokio::select! {
+            () = woken => {}
+            () = stopped => {}
+            // Ends with the registry, as the poller does.
+            () = tokio::time::sleep(runner.options.poll_interval) => {}
+        }
     }
 }
 
