@@ -129,21 +129,14 @@ impl Cluster {
     ///
     /// If it does not come back.
     pub fn restart_with(&self, mode: StopMode) {
-        let data = self.data();
         let log = self.dir.join("log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-                "-m".as_ref(),
-                mode.as_arg().as_ref(),
-                "-w".as_ref(),
-                "restart".as_ref(),
-            ],
-        )
+        self.pg_ctl(&[
+            "-l".as_ref(),
+            log.as_os_str(),
+            "-m".as_ref(),
+            mode.as_arg().as_ref(),
+            "restart".as_ref(),
+        ])
         .unwrap_or_else(|why| panic!("restarting the test cluster: {why}"));
     }
 
@@ -154,19 +147,8 @@ impl Cluster {
     ///
     /// If it does not stop.
     pub fn stop_server(&self, mode: StopMode) {
-        let data = self.data();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                mode.as_arg().as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ],
-        )
-        .unwrap_or_else(|why| panic!("stopping the test cluster: {why}"));
+        self.pg_ctl(&["-m".as_ref(), mode.as_arg().as_ref(), "stop".as_ref()])
+            .unwrap_or_else(|why| panic!("stopping the test cluster: {why}"));
     }
 
     /// Starts the server stopped by [`stop_server`](Self::stop_server) again, on the same
@@ -195,23 +177,16 @@ impl Cluster {
             self.port,
             self.dir.display()
         );
-        let data = self.data();
         let log = self.dir.join("log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-l".as_ref(),
-                log.as_os_str(),
-                "-o".as_ref(),
-                options.as_ref(),
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-                "start".as_ref(),
-            ],
-        )
+        self.pg_ctl(&[
+            "-l".as_ref(),
+            log.as_os_str(),
+            "-o".as_ref(),
+            options.as_ref(),
+            "-t".as_ref(),
+            "60".as_ref(),
+            "start".as_ref(),
+        ])
         .map_err(|why| {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             format!("{why}\nserver log:\n{log}")
@@ -223,18 +198,7 @@ impl Cluster {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        let data = self.data();
-        let _ = self.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-m".as_ref(),
-                "immediate".as_ref(),
-                "-w".as_ref(),
-                "stop".as_ref(),
-            ],
-        );
+        let _ = self.pg_ctl(&["-m".as_ref(), "immediate".as_ref(), "stop".as_ref()]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
@@ -270,6 +234,15 @@ impl Cluster {
     }
 
     /// Runs one of the cluster's binaries as the server's user; its output on failure.
+    /// `pg_ctl` on this cluster's data directory, waiting for its action (`-w`): `args`
+    /// are its other options, then the action.
+    fn pg_ctl(&self, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+        let data = self.data();
+        let mut all: Vec<&std::ffi::OsStr> = vec!["-D".as_ref(), data.as_os_str(), "-w".as_ref()];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all)
+    }
+
     fn run(&self, name: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
         let mut command = Command::new(self.bin.join(name));
         command.args(args).stdin(Stdio::null());
