@@ -112,6 +112,31 @@ pub(crate) fn uuid() -> String {
     )
 }
 
+/// Times enqueueing `n` jobs of `worker` (payload `1`) through `workers`, `batch` per
+/// call: `enqueue` one by one for 1, else `enqueue_many`, one transaction each.
+pub(crate) async fn timed_enqueues(
+    workers: &rustf_workers::WorkerRegistry,
+    worker: &str,
+    n: usize,
+    batch: usize,
+) -> Duration {
+    use rustf_workers::prelude::json;
+    use rustf_workers::JobOptions;
+
+    let start = Instant::now();
+    if batch == 1 {
+        for _ in 0..n {
+            workers.enqueue(worker, Some(json!(1))).await.unwrap();
+        }
+    } else {
+        for _ in 0..n / batch {
+            let jobs = (0..batch).map(|_| (worker, Some(json!(1)), JobOptions::new()));
+            workers.enqueue_many(jobs).await.unwrap();
+        }
+    }
+    start.elapsed()
+}
+
 /// A store's share of a job's life, each step timed alone on `queue` directly, per job:
 /// `ones` enqueues one at a time, `batched` in transactions of `batch`, then claims and
 /// outcomes of `concurrency` jobs at a time (as the runner makes them when it keeps that

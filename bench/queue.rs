@@ -337,18 +337,7 @@ async fn bench() {
 /// Enqueues `n` jobs, `batch` per call (one by one for 1), on a queue that runs nothing.
 async fn ours_insert(path: &Path, n: usize, batch: usize) -> Duration {
     let (workers, _queue) = ours(path, false).await;
-    let start = Instant::now();
-    if batch == 1 {
-        for _ in 0..n {
-            workers.enqueue(NOOP, Some(json!(1))).await.unwrap();
-        }
-    } else {
-        for _ in 0..n / batch {
-            let jobs = (0..batch).map(|_| (NOOP, Some(json!(1)), JobOptions::new()));
-            workers.enqueue_many(jobs).await.unwrap();
-        }
-    }
-    let took = start.elapsed();
+    let took = common::timed_enqueues(&workers, NOOP, n, batch).await;
     workers.shutdown().await.unwrap();
     took
 }

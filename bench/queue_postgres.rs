@@ -445,18 +445,7 @@ async fn bench() {
 async fn ours_insert(n: usize, batch: usize) -> Duration {
     let db = database().await;
     let workers = ours_node(ours_queue(&db).await, false).await;
-    let start = Instant::now();
-    if batch == 1 {
-        for _ in 0..n {
-            workers.enqueue(NOOP, Some(json!(1))).await.unwrap();
-        }
-    } else {
-        for _ in 0..n / batch {
-            let jobs = (0..batch).map(|_| (NOOP, Some(json!(1)), JobOptions::new()));
-            workers.enqueue_many(jobs).await.unwrap();
-        }
-    }
-    let took = start.elapsed();
+    let took = common::timed_enqueues(&workers, NOOP, n, batch).await;
     workers.shutdown().await.unwrap();
     took
 }
