@@ -137,6 +137,30 @@ pub(crate) async fn timed_enqueues(
     start.elapsed()
 }
 
+/// Enqueues `n` jobs of `worker` one at a time through `workers`, 20 ms apart, and
+/// measures, in ms, from each call to `enqueue` until its handler starts; sorted.
+pub(crate) async fn enqueue_to_start(
+    workers: &rustf_workers::WorkerRegistry,
+    worker: &str,
+    n: usize,
+) -> Vec<f64> {
+    use rustf_workers::prelude::json;
+
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let target = STARTED.load(Ordering::Relaxed) + 1;
+        let start = Instant::now();
+        workers.enqueue(worker, Some(json!(1))).await.unwrap();
+        started(target).await;
+        let began = LAST_START.lock().unwrap().unwrap();
+        samples.push(began.duration_since(start).as_secs_f64() * 1e3);
+        // Idle between: the outcome is stored, and nothing else is under way.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
 /// A store's share of a job's life, each step timed alone on `queue` directly, per job:
 /// `ones` enqueues one at a time, `batched` in transactions of `batch`, then claims and
 /// outcomes of `concurrency` jobs at a time (as the runner makes them when it keeps that

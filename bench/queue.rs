@@ -404,19 +404,8 @@ async fn peer_drain(path: &Path, n: usize) -> Duration {
 /// `enqueue` until the handler starts; sorted.
 async fn ours_latency(path: &Path, n: usize) -> Vec<f64> {
     let (workers, _queue) = ours(path, true).await;
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let target = STARTED.load(Ordering::Relaxed) + 1;
-        let start = Instant::now();
-        workers.enqueue(NOOP, Some(json!(1))).await.unwrap();
-        started(target).await;
-        let began = LAST_START.lock().unwrap().unwrap();
-        samples.push(began.duration_since(start).as_secs_f64() * 1e3);
-        // Idle between: the outcome is stored, and nothing else is under way.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let samples = common::enqueue_to_start(&workers, NOOP, n).await;
     workers.shutdown().await.unwrap();
-    samples.sort_by(f64::total_cmp);
     samples
 }
 
