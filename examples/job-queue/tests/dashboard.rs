@@ -123,6 +123,14 @@ fn start_driver(driver: &Path) -> (Driver, u16) {
     (process, port)
 }
 
+/// A signup for `email` whose welcome takes 10 ms, through the application's route;
+/// fails the test unless it is accepted.
+fn sign_up(addr: &str, email: &str) {
+    let body = json!({ "email": email, "work_ms": 10 }).to_string();
+    let (status, reply) = request(addr, "POST", "/signups", &body);
+    assert_eq!(status, 202, "{reply}");
+}
+
 /// One HTTP/1.1 request, as a script would send it; the status and the JSON body.
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -322,13 +330,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
     })
     .await;
     for email in ["ada@example.com", "grace@example.com"] {
-        let (status, reply) = request(
-            &addr,
-            "POST",
-            "/signups",
-            &json!({ "email": email, "work_ms": 10 }).to_string(),
-        );
-        assert_eq!(status, 202, "{reply}");
+        sign_up(&addr, email);
     }
     until("send-welcome's runs to go up by two", || async {
         let now: u64 = text(&browser, runs).await?.parse().ok()?;
@@ -612,13 +614,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
             .then_some(())
     })
     .await;
-    let (status, reply) = request(
-        &addr,
-        "POST",
-        "/signups",
-        &json!({ "email": "hidden@example.com", "work_ms": 10 }).to_string(),
-    );
-    assert_eq!(status, 202, "{reply}");
+    sign_up(&addr, "hidden@example.com");
     eval(
         &browser,
         "delete document.hidden, document.dispatchEvent(new Event('visibilitychange')), true",
@@ -700,13 +696,7 @@ async fn an_operator_watches_cancels_filters_and_retries_in_the_dashboard() {
         (live == "polling").then_some(runs)
     })
     .await;
-    let (status, reply) = request(
-        &addr,
-        "POST",
-        "/signups",
-        &json!({ "email": "polled@example.com", "work_ms": 10 }).to_string(),
-    );
-    assert_eq!(status, 202, "{reply}");
+    sign_up(&addr, "polled@example.com");
     until("the run seen by polling", || async {
         let now: u64 = text(&browser, runs).await?.parse().ok()?;
         (now > seen).then_some(())
