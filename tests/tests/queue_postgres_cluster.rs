@@ -66,6 +66,11 @@ async fn state(store: &PostgresQueue, id: &str) -> JobState {
     store.get(id).await.unwrap().unwrap().state
 }
 
+/// Waits until job `id` is `wanted` in `store`, failing after [`DEADLINE`] with `what`.
+async fn until_state(store: &PostgresQueue, id: &str, wanted: JobState, what: &str) {
+    eventually(what, || async { state(store, id).await == wanted }).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_stored_on_one_node_wakes_another_at_once() {
     let db = TestDatabase::create();
@@ -85,9 +90,12 @@ async fn a_job_stored_on_one_node_wakes_another_at_once() {
 
     for round in 0..3 {
         let id = web.enqueue("welcome", None).await.unwrap().to_string();
-        eventually(&format!("job {round} run by the sleeping node"), || async {
-            state(&store, &id).await == JobState::Completed
-        })
+        until_state(
+            &store,
+            &id,
+            JobState::Completed,
+            &format!("job {round} run by the sleeping node"),
+        )
         .await;
     }
     // A batch (of the size stored by COPY), one notification for the worker: every job
@@ -96,9 +104,12 @@ async fn a_job_stored_on_one_node_wakes_another_at_once() {
     let ids = web.enqueue_many(batch).await.unwrap();
     for id in ids {
         let id = id.to_string();
-        eventually("a batch run by the sleeping node", || async {
-            state(&store, &id).await == JobState::Completed
-        })
+        until_state(
+            &store,
+            &id,
+            JobState::Completed,
+            "a batch run by the sleeping node",
+        )
         .await;
     }
     web.shutdown().await.unwrap();
@@ -125,14 +136,20 @@ async fn a_cancel_asked_on_one_node_stops_the_run_on_the_node_that_holds_it() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let id = other.enqueue("long", None).await.unwrap().to_string();
-    eventually("the job running on the runner", || async {
-        state(&store, &id).await == JobState::Running
-    })
+    until_state(
+        &store,
+        &id,
+        JobState::Running,
+        "the job running on the runner",
+    )
     .await;
     other.cancel(&id).await.unwrap();
-    eventually("the run stopped and stored cancelled", || async {
-        state(&store, &id).await == JobState::Cancelled
-    })
+    until_state(
+        &store,
+        &id,
+        JobState::Cancelled,
+        "the run stopped and stored cancelled",
+    )
     .await;
     assert!(runner.running().await.unwrap().is_empty());
     other.shutdown().await.unwrap();
@@ -177,9 +194,12 @@ async fn a_handle_on_one_node_streams_the_messages_of_a_job_running_on_another()
         .await
         .unwrap()
         .to_string();
-    eventually("the job running on the runner", || async {
-        state(&store, &id).await == JobState::Running
-    })
+    until_state(
+        &store,
+        &id,
+        JobState::Running,
+        "the job running on the runner",
+    )
     .await;
     // The key is held by the job running on the other node: each handle follows it.
     let follow = || async {
@@ -273,23 +293,26 @@ async fn a_handle_follows_a_job_held_ahead_on_another_node_from_its_start() {
 
     // A short job first: the runner claims ahead once it has seen how long jobs take.
     let quick = caller.enqueue("quick", None).await.unwrap().to_string();
-    eventually("the quick job completed", || async {
-        state(&store, &quick).await == JobState::Completed
-    })
+    until_state(
+        &store,
+        &quick,
+        JobState::Completed,
+        "the quick job completed",
+    )
     .await;
     let gated = caller.enqueue("gate", None).await.unwrap().to_string();
-    eventually("the gate running", || async {
-        state(&store, &gated).await == JobState::Running
-    })
-    .await;
+    until_state(&store, &gated, JobState::Running, "the gate running").await;
     let id = caller
         .enqueue_with("steps", None, JobOptions::new().unique_key("report"))
         .await
         .unwrap()
         .to_string();
-    eventually("the steps job claimed ahead", || async {
-        state(&store, &id).await == JobState::Running
-    })
+    until_state(
+        &store,
+        &id,
+        JobState::Running,
+        "the steps job claimed ahead",
+    )
     .await;
     assert_eq!(runner.running().await.unwrap(), vec![gated.clone()]);
 
